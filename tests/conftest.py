@@ -1,0 +1,119 @@
+"""Session-wide fixtures: the tiny checkpoint, one luffy-serve process, the shared LUFFY data.
+
+Nothing here imports vLLM, so the trainer environment (.venv-train) can load this file too.
+One engine per session: every test that needs the HTTP server shares ``luffy_server``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_LUFFY = REPO.parent / "shared" / "benchmarks" / "luffy"
+API_KEY = "test-key"
+
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    """The project's tiny checkpoint, built once and cached by the builder's source hash."""
+    from luffy_serve import tiny_model
+
+    digest = hashlib.sha256(Path(tiny_model.__file__).read_bytes()).hexdigest()[:12]
+    import transformers
+
+    out = REPO / ".cache" / f"tiny-model-{digest}-tf{transformers.__version__}"
+    if not (out / "model.safetensors").exists():
+        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+        tiny_model.build(tmp)
+        tmp.rename(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def luffy_data() -> Path:
+    """LUFFY's own evaluation parquet files (read from ../shared, never copied into the repo)."""
+    if not (SHARED_LUFFY / "valid.all.parquet").exists():
+        pytest.fail(f"missing {SHARED_LUFFY}/valid.all.parquet (the shared LUFFY data)")
+    return SHARED_LUFFY
+
+
+@dataclass
+class Server:
+    base_url: str  # e.g. http://127.0.0.1:PORT (no /v1)
+    api_key: str
+    model: str  # the served model name
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(model_dir: Path, log_path: Path, extra_args: list[str] | None = None, api_key: str = API_KEY,
+                 timeout: float = 600) -> Server:
+    """Start ``luffy-serve`` on a free port and wait until /health answers 200."""
+    import httpx
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "luffy_serve", "--model", str(model_dir), "--host", "127.0.0.1",
+           "--port", str(port), "--api-key", api_key, "--served-model-name", "tiny",
+           "--max-model-len", "1024", *(extra_args or [])]
+    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    server = Server(f"http://127.0.0.1:{port}", api_key, "tiny", proc, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"luffy-serve exited with {proc.returncode}:\n{server.log()[-5000:]}")
+        try:
+            if httpx.get(f"{server.base_url}/health", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"luffy-serve did not become healthy in {timeout}s:\n{server.log()[-5000:]}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def luffy_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One luffy-serve process (real vLLM CPU engine) on the tiny checkpoint for the whole session."""
+    server = start_server(tiny_model_dir, tmp_path_factory.mktemp("server") / "luffy-serve.log")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def openai_client(luffy_server: Server):
+    """The official openai client pointed at the session's luffy-serve."""
+    from openai import OpenAI
+
+    return OpenAI(base_url=f"{luffy_server.base_url}/v1", api_key=luffy_server.api_key, max_retries=0)
