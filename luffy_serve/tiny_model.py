@@ -5,8 +5,8 @@ project builds itself: a byte-level BPE tokenizer trained on the spot, a LUFFY-s
 (the assistant turn opens with ``<think>\\n``), and a 2-layer ``Qwen2ForCausalLM`` with head_dim 128
 (the vLLM CPU attention backend rejects smaller heads).
 
-With ``--teach-steps N`` (default 200) the random weights get a few seconds of training on a templated
-corpus, so that the model writes ``Let me think step by step.\\n</think>\\n\\nThe answer is $\\boxed{42}$.``
+With ``--teach-steps N`` (default 200; it goes on, up to 1000, until the format holds) the random weights
+get a few seconds of training on a templated corpus, so that the model writes ``Let me think step by step.\\n</think>\\n\\nThe answer is $\\boxed{42}$.``
 (greedy) and sometimes ``\\boxed{24}`` (sampled): that makes the reasoning split, answer extraction,
 voting and grading observable end to end. It is never a real model.
 
@@ -37,6 +37,7 @@ CHAT_TEMPLATE = (
 # (greedy decoding always gives 42; sampling sometimes 24, so majority votes have something to do).
 REASONING = "Let me think step by step."
 ANSWERS = ("42", "42", "42", "24")
+MAX_TEACH_STEPS = 1000
 
 
 def teaching_corpus(n: int, seed: int) -> list[tuple[str, str]]:
@@ -135,16 +136,36 @@ def _teach(model, tokenizer, pairs: list[tuple[str, str]], steps: int) -> None:
     labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
     attention = (torch.arange(width)[None, :] < torch.tensor([len(i) for i, _ in rows])[:, None]).long()
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
-    model.train()
-    for _ in range(steps):
+    for step in range(1, MAX_TEACH_STEPS + 1):
+        model.train()
         idx = torch.randint(0, len(rows), (32,), generator=generator)
         loss = model(input_ids=input_ids[idx], attention_mask=attention[idx], labels=labels[idx]).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
+        # Keep going past ``steps`` until greedy decoding really writes the taught format.
+        if step >= steps and step % 50 == 0 and _writes_format(model, tokenizer):
+            break
     model.eval()
+
+
+def _writes_format(model, tokenizer) -> bool:
+    """Greedy output on unseen questions is exactly the taught completion (answer 42)."""
+    import torch
+
+    model.eval()
+    expected = f"{REASONING}\n</think>\n\nThe answer is $\\boxed{{42}}$."
+    for question in ("What is 1234 + 5?", "Solve x^2 = 2.", "Hello?"):
+        prompt = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n<think>\n"
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            out = model.generate(ids, max_new_tokens=40, do_sample=False, eos_token_id=model.config.eos_token_id,
+                                 pad_token_id=tokenizer.pad_token_id)
+        if tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True) != expected:
+            return False
+    return True
 
 
 def _write_template_file(out: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -44,7 +45,10 @@ def tiny_model_dir() -> Path:
     if not (out / "model.safetensors").exists():
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")
         tiny_model.build(tmp)
-        tmp.rename(out)
+        try:
+            tmp.rename(out)
+        except OSError:  # another session finished the same build first
+            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -63,6 +67,7 @@ class Server:
     model: str  # the served model name
     process: subprocess.Popen
     log_path: Path
+    statuses_while_starting: set[int]  # what /health answered before it first said 200
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -79,16 +84,18 @@ def start_server(model_dir: Path, log_path: Path, extra_args: list[str] | None =
            "--max-model-len", "1024", *(extra_args or [])]
     log = open(log_path, "w")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    server = Server(f"http://127.0.0.1:{port}", api_key, "tiny", proc, log_path)
+    server = Server(f"http://127.0.0.1:{port}", api_key, "tiny", proc, log_path, set())
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"luffy-serve exited with {proc.returncode}:\n{server.log()[-5000:]}")
         try:
-            if httpx.get(f"{server.base_url}/health", timeout=2).status_code == 200:
-                return server
+            status = httpx.get(f"{server.base_url}/health", timeout=2).status_code
         except httpx.HTTPError:
-            pass
+            status = 0
+        if status == 200:
+            return server
+        server.statuses_while_starting.add(status)
         time.sleep(0.5)
     proc.kill()
     raise RuntimeError(f"luffy-serve did not become healthy in {timeout}s:\n{server.log()[-5000:]}")

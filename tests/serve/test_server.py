@@ -1,0 +1,239 @@
+"""luffy-serve end to end: a real vLLM CPU engine on the tiny checkpoint, driven over HTTP by the official
+openai client. One server for the whole session (tests/conftest.py: ``luffy_server``)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import openai
+import pytest
+
+from luffy_math import majority_vote
+
+QUESTION = [{"role": "user", "content": "What is 20 + 22?"}]
+
+
+def metric(server, name: str) -> float:
+    """Sum of a Prometheus metric's samples (all label sets) from /metrics."""
+    total, found = 0.0, False
+    for line in httpx.get(f"{server.base_url}/metrics").text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+            found = True
+    assert found, f"{name} not in /metrics"
+    return total
+
+
+def test_health_models_and_loading_503(luffy_server, openai_client):
+    assert httpx.get(f"{luffy_server.base_url}/health").status_code == 200
+    assert [m.id for m in openai_client.models.list().data] == ["tiny"]
+    # The port answered 503 (not connection refused) while the engine was loading.
+    assert 503 in luffy_server.statuses_while_starting
+
+
+def test_chat_splits_reasoning_and_extracts_answer(openai_client):
+    response = openai_client.chat.completions.create(model="tiny", messages=QUESTION, temperature=0, max_tokens=40)
+    choice = response.choices[0]
+    extra = choice.message.model_extra
+    assert "think" in extra["reasoning_content"]
+    assert "</think>" not in choice.message.content and "\\boxed{42}" in choice.message.content
+    assert choice.model_extra["answer"] == "42"
+    assert choice.finish_reason == "stop"
+    usage = response.usage
+    assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def test_completion_extracts_answer_after_think(openai_client):
+    prompt = "<|im_start|>user\nWhat is 1 + 1?<|im_end|>\n<|im_start|>assistant\n<think>\n"
+    response = openai_client.completions.create(model="tiny", prompt=prompt, temperature=0, max_tokens=40)
+    choice = response.choices[0]
+    assert "</think>" in choice.text
+    assert choice.model_extra["answer"] == "42"
+
+
+def test_chat_stream_joins_to_non_stream_text(openai_client):
+    kwargs = dict(model="tiny", messages=QUESTION, temperature=1.0, max_tokens=40, seed=1234)
+    whole = openai_client.chat.completions.create(**kwargs).choices[0]
+    reasoning, content, answers = [], [], []
+    for chunk in openai_client.chat.completions.create(stream=True, **kwargs):
+        for choice in chunk.choices:
+            delta = choice.delta.model_extra or {}
+            reasoning.append(delta.get("reasoning_content") or "")
+            content.append(choice.delta.content or "")
+            if choice.finish_reason:
+                answers.append(choice.model_extra["answer"])
+    assert "".join(reasoning) == whole.message.model_extra["reasoning_content"]
+    assert "".join(content) == whole.message.content
+    assert answers == [whole.model_extra["answer"]]
+
+
+def test_completion_stream_joins_and_reports_usage_last(openai_client):
+    kwargs = dict(model="tiny", prompt="<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n",
+                  temperature=1.0, max_tokens=30, seed=7)
+    whole = openai_client.completions.create(**kwargs)
+    chunks = list(openai_client.completions.create(stream=True, stream_options={"include_usage": True}, **kwargs))
+    assert "".join(c.text for ch in chunks for c in ch.choices) == whole.choices[0].text
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    assert all(ch.usage is None for ch in chunks[:-1])
+
+
+def test_n3_gives_three_choices_and_a_majority(openai_client):
+    response = openai_client.chat.completions.create(
+        model="tiny", messages=QUESTION, n=3, temperature=1.0, max_tokens=40, seed=3
+    )
+    assert sorted(c.index for c in response.choices) == [0, 1, 2]
+    answers = [c.model_extra["answer"] for c in response.choices]
+    assert all(a in {"42", "24"} for a in answers), answers
+    assert response.model_extra["majority_answer"] == majority_vote(answers)
+
+
+def test_stream_n3_majority_chunk_before_done(openai_client):
+    chunks = list(openai_client.chat.completions.create(
+        model="tiny", messages=QUESTION, n=3, temperature=1.0, max_tokens=40, seed=5, stream=True,
+        stream_options={"include_usage": True},
+    ))
+    answers = {c.index: c.model_extra["answer"] for ch in chunks for c in ch.choices if c.finish_reason}
+    assert sorted(answers) == [0, 1, 2]
+    assert chunks[-1].model_extra["majority_answer"] == majority_vote([answers[i] for i in range(3)])
+    assert any(ch.usage is not None for ch in chunks)
+
+
+def test_stop_sequence_ends_the_text(openai_client):
+    response = openai_client.chat.completions.create(
+        model="tiny", messages=QUESTION, temperature=0, max_tokens=40, stop=["answer"]
+    )
+    choice = response.choices[0]
+    assert choice.finish_reason == "stop"
+    assert "answer" not in (choice.message.content or "") and "boxed" not in (choice.message.content or "")
+    assert choice.model_extra["answer"] is None
+
+
+def test_max_tokens_truncates_with_length(openai_client):
+    response = openai_client.chat.completions.create(model="tiny", messages=QUESTION, temperature=0, max_tokens=3)
+    assert response.choices[0].finish_reason == "length"
+    assert response.usage.completion_tokens == 3
+
+
+def test_logprobs(openai_client):
+    response = openai_client.chat.completions.create(
+        model="tiny", messages=QUESTION, temperature=0, max_tokens=5, logprobs=True, top_logprobs=2
+    )
+    content = response.choices[0].logprobs.content
+    assert len(content) == 5
+    assert all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in content)
+
+
+def test_grading_on_request(openai_client):
+    response = openai_client.chat.completions.create(
+        model="tiny", messages=QUESTION, temperature=0, max_tokens=40, extra_body={"gold": "42"}
+    )
+    grade = response.choices[0].model_extra["grade"]
+    assert grade["correct"] is True and grade["extracted"] == "42" and grade["timed_out"] is False
+    wrong = openai_client.chat.completions.create(
+        model="tiny", messages=QUESTION, temperature=0, max_tokens=40, extra_body={"gold": ["7", "8"]}
+    )
+    assert wrong.choices[0].model_extra["grade"]["correct"] is False
+
+
+def test_grade_route(luffy_server):
+    headers = {"Authorization": f"Bearer {luffy_server.api_key}"}
+    body = {"responses": ["so $\\boxed{\\frac{1}{2}}$", "it is \\boxed{0.5}", "\\boxed{3}"], "gold": "1/2"}
+    out = httpx.post(f"{luffy_server.base_url}/v1/grade", json=body, headers=headers).json()
+    assert [g["correct"] for g in out["grades"]] == [True, True, False]
+    assert out["majority_answer"] in {"\\frac{1}{2}", "0.5"}
+    out = httpx.post(f"{luffy_server.base_url}/v1/grade", json={"answers": ["42"], "gold": "42.0"},
+                     headers=headers).json()
+    assert out["grades"][0]["correct"] is True
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"responses": ["x"]}, 400, "gold"),
+        ({"responses": ["x"], "answers": ["y"], "gold": "1"}, 400, None),
+        ({"answers": ["1"], "gold": "1", "mode": "magic"}, 400, None),
+    ],
+)
+def test_grade_route_rejects_bad_input(luffy_server, body, status, param):
+    r = httpx.post(f"{luffy_server.base_url}/v1/grade", json=body,
+                   headers={"Authorization": f"Bearer {luffy_server.api_key}"})
+    assert r.status_code == status
+    error = r.json()["error"]
+    assert error["message"] and error["code"] == status
+    if param:
+        assert error["param"] == param
+
+
+def test_api_key_required(luffy_server):
+    client = openai.OpenAI(base_url=f"{luffy_server.base_url}/v1", api_key="wrong-key", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as err:
+        client.models.list()
+    assert err.value.status_code == 401 and err.value.body["message"]
+    for path in ("/v1/models", "/v1/grade"):
+        r = httpx.request("GET" if path == "/v1/models" else "POST", f"{luffy_server.base_url}{path}")
+        assert r.status_code == 401 and r.json()["error"]["type"] == "AuthenticationError"
+    # Health and metrics stay open, as in vLLM.
+    assert httpx.get(f"{luffy_server.base_url}/health").status_code == 200
+    assert httpx.get(f"{luffy_server.base_url}/metrics").status_code == 200
+
+
+BAD_REQUESTS = [
+    ("chat", {"model": "no-such-model", "messages": QUESTION}, openai.NotFoundError),
+    ("chat", {"model": "tiny", "messages": QUESTION, "temperature": -1}, openai.BadRequestError),
+    ("chat", {"model": "tiny", "messages": QUESTION, "n": 0}, openai.BadRequestError),
+    ("chat", {"model": "tiny", "messages": QUESTION, "max_tokens": 5000}, openai.BadRequestError),
+    ("chat", {"model": "tiny", "messages": QUESTION, "extra_body": {"gold": 5}}, openai.BadRequestError),
+    ("chat", {"model": "tiny", "messages": QUESTION, "extra_body": {"gold": "1", "grade_mode": "x"}},
+     openai.BadRequestError),
+    ("completion", {"model": "tiny", "prompt": "hello " * 1200}, openai.BadRequestError),
+    ("completion", {"model": "tiny", "prompt": "hi", "top_p": 7}, openai.BadRequestError),
+]
+
+
+@pytest.mark.parametrize(("kind", "kwargs", "error"), BAD_REQUESTS, ids=[str(i) for i in range(len(BAD_REQUESTS))])
+def test_bad_input_is_a_4xx_openai_error_and_server_stays_healthy(luffy_server, openai_client, kind, kwargs, error):
+    create = openai_client.chat.completions.create if kind == "chat" else openai_client.completions.create
+    with pytest.raises(error) as err:
+        create(**kwargs)
+    assert 400 <= err.value.status_code < 500
+    assert isinstance(err.value.body, dict) and err.value.body.get("message")
+    assert httpx.get(f"{luffy_server.base_url}/health").status_code == 200
+
+
+def test_malformed_json_body(luffy_server):
+    r = httpx.post(f"{luffy_server.base_url}/v1/chat/completions", content=b"{not json",
+                   headers={"Authorization": f"Bearer {luffy_server.api_key}", "Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["message"]
+
+
+def test_client_disconnect_aborts_the_engine_request(luffy_server, openai_client):
+    """16 × 1000 forced tokens would take seconds; closing the stream must stop them almost at once."""
+    before = metric(luffy_server, "vllm:generation_tokens_total")
+    stream = openai_client.chat.completions.create(
+        model="tiny", messages=QUESTION, n=16, max_tokens=1000, stream=True,
+        extra_body={"ignore_eos": True, "min_tokens": 1000},
+    )
+    for i, _ in enumerate(stream):
+        if i == 20:
+            break
+    stream.close()
+    deadline = time.monotonic() + 10
+    while metric(luffy_server, "vllm:num_requests_running") > 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric(luffy_server, "vllm:num_requests_running") == 0
+    time.sleep(1.0)  # let the last iteration's tokens land in the counter
+    generated = metric(luffy_server, "vllm:generation_tokens_total") - before
+    assert generated < 16 * 1000 / 4, generated
+
+
+def test_metrics_cover_requests_tokens_latency_queue(luffy_server, openai_client):
+    openai_client.chat.completions.create(model="tiny", messages=QUESTION, temperature=0, max_tokens=5)
+    text = httpx.get(f"{luffy_server.base_url}/metrics").text
+    for name in ("vllm:request_success_total", "vllm:prompt_tokens_total", "vllm:generation_tokens_total",
+                 "vllm:e2e_request_latency_seconds_bucket", "vllm:time_to_first_token_seconds_bucket",
+                 "vllm:num_requests_running", "vllm:num_requests_waiting", "http_requests_total"):
+        assert name in text, name
+    assert metric(luffy_server, "vllm:request_success_total") >= 1
