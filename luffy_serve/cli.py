@@ -101,8 +101,10 @@ async def serve(args: argparse.Namespace) -> None:
     if args.demo:
         from app.demo import build_demo
 
-        model_name = args.served_model_name[0]
-        app.mount_demo(build_demo(f"http://127.0.0.1:{args.port}", api_keys[0] if api_keys else None, model_name))
+        # The demo's backend calls this same server over HTTP; the key never reaches the browser.
+        host = args.host if args.host not in (None, "", "0.0.0.0", "::") else "127.0.0.1"
+        app.mount_demo(build_demo(f"http://{host}:{args.port}", api_keys[0] if api_keys else None,
+                                  args.served_model_name[0]))
 
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.uvicorn_log_level,
                             access_log=not args.disable_uvicorn_access_log, timeout_keep_alive=5)

@@ -247,27 +247,36 @@ class _StreamRewriter:
         if not isinstance(chunk, dict) or not chunk.get("choices"):
             return event
         self.last_chunk = chunk
+        changed = False
         for choice in chunk["choices"]:
-            text = self._take(choice)
-            if text is not None and self.request.gold is not None:
-                choice["grade"] = await self.extras.grade(self.request, text)
-        return b"data: " + json.dumps(chunk).encode()
+            changed |= self._take(choice)
+            if choice.get("finish_reason") is not None:
+                changed = True
+                text = self._finish(choice)
+                if self.request.gold is not None:
+                    choice["grade"] = await self.extras.grade(self.request, text)
+        # Most chunks pass through as vLLM wrote them; only changed ones are serialized again.
+        return b"data: " + json.dumps(chunk).encode() if changed else event
 
-    def _take(self, choice: dict[str, Any]) -> str | None:
-        """Record a choice's delta; at its finish, set ``answer`` and return the text to grade."""
+    def _take(self, choice: dict[str, Any]) -> bool:
+        """Record a choice's delta text; add the ``reasoning_content`` alias. True if the choice changed."""
+        parts = self.texts.setdefault(choice.get("index", 0), [])
+        if not self.is_chat:
+            if choice.get("text"):
+                parts.append(choice["text"])
+            return False
+        delta = choice.get("delta") or {}
+        if delta.get("content"):
+            parts.append(delta["content"])
+        if "reasoning" in delta:
+            delta["reasoning_content"] = delta["reasoning"]
+            return True
+        return False
+
+    def _finish(self, choice: dict[str, Any]) -> str:
+        """At a choice's finish: set its ``answer``; return the text to grade."""
         index = choice.get("index", 0)
-        parts = self.texts.setdefault(index, [])
-        if self.is_chat:
-            delta = choice.get("delta") or {}
-            if "reasoning" in delta:
-                delta["reasoning_content"] = delta["reasoning"]
-            if delta.get("content"):
-                parts.append(delta["content"])
-        elif choice.get("text"):
-            parts.append(choice["text"])
-        if choice.get("finish_reason") is None:
-            return None
-        text = "".join(parts)
+        text = "".join(self.texts[index])
         answer = answer_of(text, split=not self.is_chat)
         self.answers[index] = answer
         choice["answer"] = answer

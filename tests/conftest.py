@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_LUFFY = REPO.parent / "shared" / "benchmarks" / "luffy"
@@ -42,13 +42,12 @@ def tiny_model_dir() -> Path:
     import transformers
 
     out = REPO / ".cache" / f"tiny-model-{digest}-tf{transformers.__version__}"
-    if not (out / "model.safetensors").exists():
-        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-        tiny_model.build(tmp)
-        try:
+    out.parent.mkdir(exist_ok=True)
+    with FileLock(str(out) + ".lock"):  # parallel sessions wait for one build instead of racing
+        if not (out / "model.safetensors").exists():
+            tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+            tiny_model.build(tmp)
             tmp.rename(out)
-        except OSError:  # another session finished the same build first
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -112,8 +111,9 @@ def stop_server(server: Server) -> None:
 
 @pytest.fixture(scope="session")
 def luffy_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """One luffy-serve process (real vLLM CPU engine) on the tiny checkpoint for the whole session."""
-    server = start_server(tiny_model_dir, tmp_path_factory.mktemp("server") / "luffy-serve.log")
+    """One luffy-serve process (real vLLM CPU engine) on the tiny checkpoint for the whole session,
+    with the web demo mounted at /demo."""
+    server = start_server(tiny_model_dir, tmp_path_factory.mktemp("server") / "luffy-serve.log", ["--demo"])
     yield server
     stop_server(server)
 

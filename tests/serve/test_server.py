@@ -237,3 +237,11 @@ def test_metrics_cover_requests_tokens_latency_queue(luffy_server, openai_client
                  "vllm:num_requests_running", "vllm:num_requests_waiting", "http_requests_total"):
         assert name in text, name
     assert metric(luffy_server, "vllm:request_success_total") >= 1
+
+
+def test_demo_is_mounted_in_the_server(luffy_server):
+    """``luffy-serve --demo`` serves the Gradio page at /demo without an API key (the key stays server-side)."""
+    page = httpx.get(f"{luffy_server.base_url}/demo/", follow_redirects=True)
+    assert page.status_code == 200 and "gradio" in page.text.lower()
+    config = httpx.get(f"{luffy_server.base_url}/demo/config").json()
+    assert config["mode"] == "blocks" and config["components"]
