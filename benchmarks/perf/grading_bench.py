@@ -1,0 +1,175 @@
+"""Throughput of luffy_math.grade_many (worker processes) against a plain sequential loop over grade.
+
+Grades every row of LUFFY's valid.all.parquet (6023 rows) under several response shapes, in each mode, and
+prints items/s, the speed-up and how many items ran out of time. A speed figure, never a test.
+
+    python benchmarks/perf/grading_bench.py                      # full run (slow: tens of minutes)
+    python benchmarks/perf/grading_bench.py --rows 300 --modes luffy
+
+grade_many's time includes starting its worker processes (about 3 s), as a caller pays it. On a shared
+machine, other processes' load lowers the speed-up; "load" is the 1-minute load average at the end of a mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = REPO.parent / "shared" / "benchmarks" / "luffy" / "valid.all.parquet"
+REASONING = "<think>\nFirst, set up the equations. Then check the cases one by one; the constraint rules out the rest.\n</think>\n\n"
+VARIANTS = ("correct", "wrong", "repeated", "unboxed")
+
+
+@dataclass
+class Result:
+    mode: str
+    items: int
+    workers: int
+    rounds: int
+    sequential_s: float
+    pool_s: float
+    sequential_items_per_s: float
+    pool_items_per_s: float
+    speedup: float
+    sequential_cpu_ms_per_item: float
+    pool_cpu_ms_per_item: float
+    sequential_timeouts: int
+    pool_timeouts: int
+    labels_agree: bool
+    load_average: float
+
+
+def respond(variant: str, gold: str, other_gold: str) -> str:
+    """One response of the given shape to a problem whose gold answer is ``gold``."""
+    if variant == "correct":
+        return f"{REASONING}The final answer is $\\boxed{{{gold}}}$."
+    if variant == "wrong":
+        return f"{REASONING}The final answer is $\\boxed{{{other_gold}}}$."
+    if variant == "repeated":  # R1-style: the same box twice, near each other
+        return f"{REASONING}So we get $\\boxed{{{gold}}}$.\n\n**Final Answer**\n\\boxed{{{gold}}}"
+    if variant == "unboxed":
+        return f"{REASONING}So the answer is {gold}."
+    raise ValueError(f"unknown variant {variant!r}")
+
+
+def build_items(data: Path, rows: int | None, variants: list[str], seed: int) -> list[tuple[str, str]]:
+    import pandas as pd
+
+    golds = [row["ground_truth"] for row in pd.read_parquet(data, columns=["reward_model"])["reward_model"]]
+    if rows is not None:
+        golds = random.Random(seed).sample(golds, min(rows, len(golds)))  # a sample across all sources
+    shuffled = random.Random(seed + 1).sample(golds, len(golds))
+    return [(respond(variant, gold, other), gold) for gold, other in zip(golds, shuffled, strict=True)
+            for variant in variants]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(mode: str, items: list[tuple[str, str]], workers: int, timeout: float, rounds: int) -> Result:
+    """Time both ways over ``rounds`` alternating slices, so that load from other processes hits both alike."""
+    from tqdm import tqdm
+
+    from luffy_math import grade, grade_many
+
+    sequential: list = []
+    pooled: list = []
+    sequential_s = pool_s = sequential_cpu = pool_cpu = 0.0
+    size = -(-len(items) // rounds)
+    for start in range(0, len(items), size):
+        part = items[start : start + size]
+        wall, cpu = time.perf_counter(), time.process_time()
+        sequential += [grade(response, gold, mode=mode, timeout=timeout)  # type: ignore[arg-type]
+                       for response, gold in tqdm(part, desc=f"sequential ({mode})", unit="item")]
+        sequential_s += time.perf_counter() - wall
+        sequential_cpu += time.process_time() - cpu
+        wall, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
+        pooled += grade_many(part, mode=mode, workers=workers, timeout=timeout, progress=True)  # incl. start-up
+        pool_s += time.perf_counter() - wall
+        pool_cpu += time.process_time() - cpu + _children_cpu() - children
+    return Result(
+        mode=mode, items=len(items), workers=workers, rounds=rounds, sequential_s=round(sequential_s, 1),
+        pool_s=round(pool_s, 1), sequential_items_per_s=round(len(items) / sequential_s, 1),
+        pool_items_per_s=round(len(items) / pool_s, 1), speedup=round(sequential_s / pool_s, 2),
+        sequential_cpu_ms_per_item=round(sequential_cpu / len(items) * 1e3, 2),
+        pool_cpu_ms_per_item=round(pool_cpu / len(items) * 1e3, 2),
+        sequential_timeouts=sum(g.timed_out for g in sequential), pool_timeouts=sum(g.timed_out for g in pooled),
+        labels_agree=[g.correct for g in sequential] == [g.correct for g in pooled],
+        load_average=round(os.getloadavg()[0], 1),
+    )
+
+
+def plot(results: list[Result], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    xs = range(len(results))
+    ax.bar([x - 0.2 for x in xs], [r.sequential_items_per_s for r in results], 0.4, label="sequential grade()")
+    ax.bar([x + 0.2 for x in xs], [r.pool_items_per_s for r in results], 0.4,
+           label=f"grade_many, {results[0].workers} workers")
+    ax.set_xticks(list(xs), [f"{r.mode}\n×{r.speedup}" for r in results])
+    ax.set_ylabel("items / s")
+    ax.set_title(f"luffy_math grading throughput ({results[0].items} items per mode)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from luffy_math.pool import default_workers
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="LUFFY's valid.all.parquet")
+    parser.add_argument("--rows", type=int, default=None, help="grade a random sample of this many rows")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {VARIANTS}")
+    parser.add_argument("--modes", default="luffy,math_verify", help="comma-separated grading modes")
+    parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per item")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternate sequential and pooled runs over this many slices (evens out machine load)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--plot", type=Path, help="also draw items/s per mode into this PNG")
+    args = parser.parse_args(argv)
+
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    if not args.data.exists():
+        parser.error(f"no such file: {args.data}")
+    items = build_items(args.data, args.rows, variants, args.seed)
+    print(f"{len(items)} items ({len(items) // len(variants)} rows × {len(variants)} variants), "
+          f"{args.workers} workers, timeout {args.timeout:g} s", flush=True)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    results = [run(mode, items, args.workers, args.timeout, args.rounds) for mode in args.modes.split(",") if mode]
+    print(f"\n{'mode':<12}{'items':>7}{'seq s':>8}{'seq it/s':>10}{'pool s':>8}{'pool it/s':>11}{'speedup':>9}"
+          f"{'cpu ms/item seq/pool':>22}{'timeouts seq/pool':>19}{'labels agree':>14}{'load':>6}")
+    for r in results:
+        print(f"{r.mode:<12}{r.items:>7}{r.sequential_s:>8}{r.sequential_items_per_s:>10}{r.pool_s:>8}"
+              f"{r.pool_items_per_s:>11}{r.speedup:>9}"
+              f"{f'{r.sequential_cpu_ms_per_item}/{r.pool_cpu_ms_per_item}':>22}"
+              f"{f'{r.sequential_timeouts}/{r.pool_timeouts}':>19}{str(r.labels_agree):>14}{r.load_average:>6}")
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1) + "\n")
+    if args.plot:
+        plot(results, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

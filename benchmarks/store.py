@@ -1,0 +1,122 @@
+"""The resumable sample store: one JSONL per seed, one line per finished sample, flushed as it lands.
+
+A line is written whole with a single write and flushed, so `kill -9` can at worst leave one torn last
+line, which the next open cuts off. Each line carries the hash of its benchmark's config; the configs
+themselves live in configs.json so a refusal can say what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from benchmarks.problems import HarnessError
+
+Key = tuple[str, str, int]
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def record_key(record: dict[str, Any]) -> Key:
+    return (str(record["benchmark"]), str(record["problem"]), int(record["sample"]))
+
+
+def read_jsonl(path: Path, repair: bool = False) -> list[dict[str, Any]]:
+    """Records of one file; a torn last line (a killed writer) is skipped, or cut off when repair is set."""
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if repair and len(complete) != len(data):
+        with path.open("r+b") as f:
+            f.truncate(len(complete))
+    records = []
+    for lineno, line in enumerate(complete.decode().splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise HarnessError(f"{path}:{lineno}: not a JSON record ({e.msg})") from e
+    return records
+
+
+def generation_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise HarnessError(f"{path}: no such file or directory")
+    files = sorted(path.glob("generations.seed*.jsonl"))
+    if not files:
+        raise HarnessError(f"{path}: no generations.seed*.jsonl files (run `python -m benchmarks run` first)")
+    return files
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every record under a run directory (all seeds), or of one JSONL file."""
+    return [r for f in generation_files(path) for r in read_jsonl(f)]
+
+
+def write_jsonl_atomic(path: Path, records: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class SampleStore:
+    """Append-only store for one seed of one run directory."""
+
+    def __init__(self, out_dir: Path, seed: int):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = out_dir
+        self.path = out_dir / f"generations.seed{seed}.jsonl"
+        self.configs_path = out_dir / "configs.json"
+        self.records: dict[Key, dict[str, Any]] = {}
+        if self.path.exists():
+            for record in read_jsonl(self.path, repair=True):
+                self.records.setdefault(record_key(record), record)
+        self._lock = threading.Lock()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def configs(self) -> dict[str, dict[str, Any]]:
+        return json.loads(self.configs_path.read_text()) if self.configs_path.exists() else {}
+
+    def claim_config(self, benchmark: str, config: dict[str, Any]) -> str:
+        """The config's hash; refuses (HarnessError) when this benchmark already has samples of another config."""
+        digest = config_hash(config)
+        known = self.configs()
+        for record in self.records.values():
+            if record["benchmark"] == benchmark and record["config_hash"] != digest:
+                before = known.get(record["config_hash"], {})
+                changed = sorted(k for k in set(before) | set(config) if before.get(k) != config.get(k))
+                detail = ", ".join(f"{k}: {before.get(k)!r} -> {config.get(k)!r}" for k in changed) or "unknown"
+                raise HarnessError(f"{self.path} already holds {benchmark} samples made with another config "
+                                   f"({detail}); use another --out directory")
+        if digest not in known:
+            known[digest] = config
+            tmp = self.configs_path.with_name("configs.json.tmp")
+            tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
+            os.replace(tmp, self.configs_path)
+        return digest
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
+        with self._lock:
+            written = 0
+            while written < len(line):  # straight to the OS: nothing waits in a Python buffer
+                written += os.write(self._fd, line[written:])
+            self.records[record_key(record)] = record
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = -1

@@ -1,0 +1,31 @@
+"""Reading a benchmark from the Hugging Face hub with the `datasets` library."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.problems import HarnessError
+
+MC_LETTERS = "ABCDEFGHIJ"
+
+
+def load_rows(repo: str, split: str, config: str | None = None) -> list[dict[str, Any]]:
+    """All rows of one split; any hub failure becomes a one-line HarnessError that points at --data."""
+    try:
+        import datasets
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise HarnessError("loading benchmarks from the hub needs the `datasets` package "
+                           "(pip install datasets), or pass --data FILE") from e
+    try:
+        return list(datasets.load_dataset(repo, config, split=split))
+    except Exception as e:  # the hub, the network, a gated repo: all end the same way for the user
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise HarnessError(f"cannot load {repo}{f' ({config})' if config else ''} split {split} from the hub: "
+                           f"{reason[:200]}; pass --data FILE (e.g. LUFFY's valid.all.parquet) to run offline"
+                           ) from e
+
+
+def multiple_choice(question: str, options: list[str], labels: str | list[str] = MC_LETTERS) -> str:
+    """A question followed by `A) option` lines, the layout of LUFFY's ARC-c and GPQA files."""
+    lines = [f"{label}) {option}" for label, option in zip(labels, options, strict=False)]
+    return question + "\n\n" + "\n".join(lines) + "\n"

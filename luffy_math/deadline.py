@@ -1,0 +1,123 @@
+"""Deadlines that nest, on wall-clock time or on this process's CPU time.
+
+LUFFY's grader nests SIGALRM timeouts, and every inner one ends with ``alarm(0)``, which silently cancels
+the outer one. Here each deadline is kept on a stack per clock and that clock's interval timer is always
+armed for the nearest one, so leaving an inner deadline re-arms the outer one. A timer that was already armed
+by someone else (pytest-timeout, a server) is restored, with its remaining time, when the outermost deadline
+of its clock ends.
+
+Two clocks: "wall" (ITIMER_REAL, SIGALRM) bounds how long an item may take; "cpu" (ITIMER_PROF, SIGPROF,
+this process's CPU time) gives a step a compute budget that does not shrink when the machine is busy, so a
+label that depends on a budget (LUFFY's 1 s for Math-Verify) does not change with the load.
+
+Signals only reach the main thread, so off it (or where there are no interval timers) a deadline does nothing:
+the hard bound is then the process kill in :mod:`luffy_math.pool`. Neither can stop a single long C call (a
+huge integer power); only the kill can.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
+Clock = Literal["wall", "cpu"]
+
+_EARLIEST_REARM = 1e-4
+
+
+class DeadlineExceeded(Exception):
+    """Raised by :func:`call_with_deadline` when its own deadline passed."""
+
+
+@dataclass(eq=False)
+class _Deadline:
+    at: float
+
+
+class _Expired(BaseException):
+    """In flight from the signal handler to the owning call; a BaseException so that library code's broad
+    ``except Exception`` cannot swallow it."""
+
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__("deadline passed")
+        self.deadline = deadline
+
+
+@dataclass
+class _Timer:
+    """One clock's interval timer, its signal, and the deadlines armed on it."""
+
+    which: int
+    signum: int
+    now: Callable[[], float]
+    stack: list[_Deadline] = field(default_factory=list)
+    foreign_handler: Any = None
+    foreign_remaining: float = 0.0
+    foreign_interval: float = 0.0
+    entered_at: float = 0.0
+
+    def arm(self) -> None:
+        """Arm the timer for the nearest deadline on the stack (at least a tick from now)."""
+        nearest = min(d.at for d in self.stack)
+        signal.setitimer(self.which, max(nearest - self.now(), _EARLIEST_REARM))
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        now = self.now()
+        expired = [d for d in self.stack if d.at <= now + 1e-3]
+        if not expired:  # woke early: wait for the nearest again
+            self.arm()
+            return
+        raise _Expired(expired[0])  # the outermost expired deadline unwinds everything inside it
+
+
+_timers: dict[str, _Timer] = {}
+if hasattr(signal, "setitimer"):
+    _timers = {
+        "wall": _Timer(signal.ITIMER_REAL, signal.SIGALRM, time.monotonic),
+        "cpu": _Timer(signal.ITIMER_PROF, signal.SIGPROF, time.process_time),
+    }
+
+
+def signals_usable() -> bool:
+    """True where a deadline can interrupt this thread."""
+    return bool(_timers) and threading.current_thread() is threading.main_thread()
+
+
+def call_with_deadline(seconds: float | None, func: Callable[..., T], *args: Any, clock: Clock = "wall") -> T:
+    """Run ``func(*args)``; raise DeadlineExceeded if it is still running after ``seconds`` of ``clock``
+    (main thread only; elsewhere it simply runs)."""
+    if seconds is None or not signals_usable():
+        return func(*args)
+    timer = _timers[clock]
+    me = _Deadline(timer.now() + max(seconds, 0.0))
+    if not timer.stack:
+        timer.foreign_handler = signal.getsignal(timer.signum)
+        timer.foreign_remaining, timer.foreign_interval = signal.getitimer(timer.which)
+        timer.entered_at = timer.now()
+        signal.signal(timer.signum, timer.on_signal)
+    timer.stack.append(me)
+    outer_expired = False
+    try:
+        timer.arm()
+        return func(*args)
+    except _Expired as expired:
+        if expired.deadline is not me:
+            outer_expired = True  # already unwinding to its owner: do not fire it a second time
+            raise
+        raise DeadlineExceeded(f"gave up after {seconds:g} s ({clock})") from None
+    finally:
+        signal.setitimer(timer.which, 0)
+        timer.stack.remove(me)
+        if timer.stack:
+            if not outer_expired:
+                timer.arm()
+        else:
+            signal.signal(timer.signum, timer.foreign_handler)
+            if timer.foreign_remaining > 0:
+                left = timer.foreign_remaining - (timer.now() - timer.entered_at)
+                signal.setitimer(timer.which, max(left, _EARLIEST_REARM), timer.foreign_interval)

@@ -1,0 +1,240 @@
+"""Grading in worker processes with a hard per-item bound.
+
+Each item runs in a pebble worker process under its own signal deadline; a worker still busy
+``KILL_GRACE_SECONDS`` after that (a long C call that no signal can interrupt) is killed and replaced, and the
+item labelled timed out. Bulk grading sends items in batches (one task per batch costs far less than one per
+item); a batch whose worker is killed is graded again item by item, so the bound stays per item. Workers
+start with the "spawn" method, so a parent that already runs threads (a server, a vLLM engine) never forks.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pebble import ProcessExpired, ProcessPool
+
+from luffy_math.grader import Grade, check_mode, crashed_grade, grade, timed_out_grade
+from luffy_math.vote import majority_vote
+
+# Extra seconds after an item's own (signal) timeout before its worker is killed.
+KILL_GRACE_SECONDS = 2.0
+# Most items one worker task grades in grade_many (see batch_size).
+MAX_BATCH = 32
+# Address-space cap per worker: a runaway sympy expression gets a MemoryError instead of eating the machine.
+WORKER_MEMORY_BYTES = 4 << 30
+
+
+def default_workers() -> int:
+    """Cores this process may run on."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _start_worker() -> None:
+    """Cap the worker's memory, then import the heavy libraries once, before its first timed item."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = WORKER_MEMORY_BYTES if hard == resource.RLIM_INFINITY else min(WORKER_MEMORY_BYTES, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+    # One item per path loads what sympy and Math-Verify import lazily on first use, so that a worker's first
+    # real item is not charged for it (and cannot time out on it).
+    grade(r"\boxed{\frac{\sqrt{2}}{2}}", r"\frac{1}{\sqrt{2}}", mode="luffy", timeout=None)
+    grade(r"$\boxed{\{1, 2\}}$", r"\{2, 1\}", mode="math_verify", timeout=None)
+
+
+def _grade_in_worker(response: str, gold: str | list[str], mode: str, timeout: float) -> Grade:
+    return grade(response, gold, mode=mode, timeout=timeout)  # type: ignore[arg-type]
+
+
+def _grade_batch_in_worker(items: list[tuple[str, str | list[str]]], mode: str, timeout: float) -> list[Grade]:
+    return [grade(response, gold, mode=mode, timeout=timeout) for response, gold in items]  # type: ignore[arg-type]
+
+
+def _when_all_done(parts: list[concurrent.futures.Future], outer: concurrent.futures.Future) -> None:
+    """Resolve ``outer`` with the list of the parts' results once all are done (or the first failure)."""
+    left = [len(parts)]
+    lock = threading.Lock()
+
+    def one_done(_: concurrent.futures.Future) -> None:
+        with lock:
+            left[0] -= 1
+            if left[0] > 0:
+                return
+        if any(part.cancelled() for part in parts):
+            outer.cancel()
+            return
+        failure = next((part.exception() for part in parts if part.exception() is not None), None)
+        if failure is not None:
+            outer.set_exception(failure)
+        else:
+            outer.set_result([part.result() for part in parts])
+
+    for part in parts:
+        part.add_done_callback(one_done)
+
+
+def _vote_fallback(answers: list[str | None]) -> str | None:
+    """Exact-string majority (first seen wins ties), for a vote that ran out of time."""
+    counts: dict[str, int] = {}
+    for answer in answers:
+        if answer is not None:
+            counts[answer] = counts.get(answer, 0) + 1
+    return max(counts, key=counts.__getitem__) if counts else None
+
+
+class GradingPool:
+    """Long-lived grading workers for servers and the harness; use as a context manager or call close()."""
+
+    def __init__(self, workers: int | None = None, timeout: float = 10.0) -> None:
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        self.workers = workers or default_workers()
+        self.timeout = timeout
+        self._pool = ProcessPool(max_workers=self.workers, initializer=_start_worker,
+                                 context=multiprocessing.get_context("spawn"))
+        self._lock = threading.Lock()
+        self._closed = False
+        self._unfinished: set[concurrent.futures.Future] = set()
+
+    def _schedule(self, func: Any, args: tuple[Any, ...], on_timeout: Any, on_crash: Any,
+                  items: int = 1) -> concurrent.futures.Future:
+        """Run ``func(*args)`` (covering ``items`` items) in a worker. A kill after the timeout resolves the
+        future with ``on_timeout()``, a worker that died under it (memory, a crash in C) with ``on_crash()``."""
+        outer: concurrent.futures.Future = concurrent.futures.Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("GradingPool is closed")
+            inner = self._pool.schedule(func, args=args, timeout=items * self.timeout + KILL_GRACE_SECONDS)
+            self._unfinished.add(outer)
+
+        def relay(done: concurrent.futures.Future) -> None:
+            if done.cancelled():
+                outer.cancel()
+                return
+            if not outer.set_running_or_notify_cancel():
+                return
+            try:
+                outer.set_result(done.result())
+            except (concurrent.futures.TimeoutError, TimeoutError):
+                outer.set_result(on_timeout())
+            except ProcessExpired:
+                outer.set_result(on_crash())
+            except BaseException as exc:  # anything else is reported on the future, never left hanging
+                outer.set_exception(exc)
+
+        def forward_cancel(mine: concurrent.futures.Future) -> None:
+            with self._lock:
+                self._unfinished.discard(mine)
+            # Nobody waits any more (e.g. the HTTP client left): drop the item if it has not started. A running
+            # one is left to finish, bounded by its timeout: cancelling it would kill and respawn a worker.
+            if mine.cancelled() and not inner.running():
+                inner.cancel()
+
+        inner.add_done_callback(relay)
+        outer.add_done_callback(forward_cancel)
+        return outer
+
+    def submit_grade(self, response: str, gold: str | list[str], mode: str = "luffy") -> concurrent.futures.Future:
+        """Future of the Grade of one response; past the timeout it resolves to a timed-out Grade."""
+        check_mode(mode)
+        return self._schedule(_grade_in_worker, (response, gold, mode, self.timeout),
+                              lambda: timed_out_grade(response, mode), lambda: crashed_grade(response, mode))
+
+    def submit_batch(self, items: Sequence[tuple[str, str | list[str]]], mode: str = "luffy"
+                     ) -> concurrent.futures.Future:
+        """Future of the Grades of several items graded in one worker task, which saves the per-task cost.
+
+        Each item keeps its own signal deadline inside the worker. If the batch's worker has to be killed or
+        dies, its items are graded again one task each, so every item still gets its own hard bound.
+        """
+        check_mode(mode)
+        return self._batch(_grade_batch_in_worker, list(items), mode)
+
+    def _batch(self, func: Any, items: list[tuple[str, str | list[str]]], mode: str) -> concurrent.futures.Future:
+        """``func(items, mode, timeout)`` in one worker task, falling back to one task per item on a kill."""
+        failed = object()
+        batch = self._schedule(func, (items, mode, self.timeout), lambda: failed, lambda: failed,
+                               items=len(items))
+        outer: concurrent.futures.Future = concurrent.futures.Future()
+
+        def finish(done: concurrent.futures.Future) -> None:
+            if done.cancelled():
+                outer.cancel()
+            elif done.exception() is not None:
+                outer.set_exception(done.exception())
+            elif done.result() is not failed:
+                outer.set_result(done.result())
+            else:
+                try:
+                    singles = [self.submit_grade(response, gold, mode) for response, gold in items]
+                except RuntimeError as exc:  # closed meanwhile
+                    outer.set_exception(exc)
+                    return
+                _when_all_done(singles, outer)
+
+        batch.add_done_callback(finish)
+        return outer
+
+    def submit_vote(self, answers: list[str | None]) -> concurrent.futures.Future:
+        """Future of :func:`majority_vote`; past the timeout (or if its worker dies) it falls back to
+        exact-string majority."""
+        answers = list(answers)
+        return self._schedule(majority_vote, (answers,), lambda: _vote_fallback(answers),
+                              lambda: _vote_fallback(answers))
+
+    def close(self) -> None:
+        """Stop the workers. Futures of items not finished yet end too: queued ones are cancelled, a running
+        one raises BrokenProcessPool."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._pool.stop()
+        self._pool.join()
+        with self._lock:
+            left = list(self._unfinished)
+        for future in left:  # whatever the workers did not finish will never finish now
+            future.cancel()
+
+    def __enter__(self) -> GradingPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def batch_size(items: int, workers: int) -> int:
+    """Items per worker task: large enough to hide the per-task cost, small enough to keep workers balanced."""
+    return max(1, min(MAX_BATCH, items // (workers * 8)))
+
+
+def grade_many(items: Iterable[tuple[str, str | list[str]]], mode: str = "luffy", workers: int | None = None,
+               timeout: float = 10.0, progress: bool = True) -> list[Grade]:
+    """Grade (response, gold) pairs in parallel worker processes, in input order, with a progress bar."""
+    from tqdm import tqdm
+
+    check_mode(mode)
+    items = list(items)
+    if not items:
+        return []
+    with GradingPool(workers=min(workers or default_workers(), len(items)), timeout=timeout) as pool:
+        size = batch_size(len(items), pool.workers)
+        batches = {pool.submit_batch(items[start : start + size], mode): start
+                   for start in range(0, len(items), size)}
+        grades: list[Grade | None] = [None] * len(items)
+        with tqdm(total=len(items), desc=f"grading ({mode})", unit="item", disable=not progress) as bar:
+            for done in concurrent.futures.as_completed(batches):
+                start = batches[done]
+                batch = done.result()
+                grades[start : start + len(batch)] = batch
+                bar.update(len(batch))
+    return grades  # type: ignore[return-value]

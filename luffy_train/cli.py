@@ -1,0 +1,90 @@
+"""``python -m luffy_train``: train (verl or the local engine), dry-run a config, or prepare data."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from luffy_train.config import ConfigError, available, compose, to_yaml
+from luffy_train.data import HUB_DATASET, DataError, load_frame, prepare, validate
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m luffy_train", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train with a named config (the default command)")
+    train.add_argument("--config", required=True, help=f"one of: {', '.join(available())}")
+    train.add_argument("--engine", choices=("verl", "local"), default="verl",
+                       help="verl: Ray + GPUs (one node or many); local: one process, transformers + AdamW")
+    train.add_argument("--dry-run", action="store_true",
+                       help="print the resolved config, run verl's config checks, check the data, stop")
+    train.add_argument("--quiet", action="store_true", help="no progress bar (local engine)")
+    train.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data.train_batch_size=64 luffy.n_off_policy=1")
+
+    data = sub.add_parser("data", help="write the OpenR1 hub dataset or a local parquet in training format")
+    data.add_argument("source", nargs="?", default=HUB_DATASET, help=f"parquet path or hub name (default {HUB_DATASET})")
+    data.add_argument("out", help="output parquet path")
+    data.add_argument("--split", default="train")
+    data.add_argument("--system-prompt", default=None, help="system message for flat (problem/answer) data")
+    data.add_argument("--max-rows", type=int, default=None)
+    data.add_argument("--drop-bad", action="store_true", help="drop invalid rows instead of failing")
+
+    sub.add_parser("configs", help="list the configs")
+    return parser
+
+
+def _check_data(cfg) -> str:
+    """Validate the train (and, when present, validation) files the config names."""
+    need_target = cfg.luffy.n_off_policy > 0
+    train = validate(load_frame(str(cfg.data.train_files)), need_target=need_target)
+    lines = [f"train data: {cfg.data.train_files}: {len(train)} rows ok"]
+    val_files = cfg.data.get("val_files")
+    if val_files and Path(str(val_files)).exists():
+        val = validate(load_frame(str(val_files)), need_target=False)
+        lines.append(f"validation data: {val_files}: {len(val)} rows ok")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].startswith("--") and argv[0] not in ("--help", "-h"):
+        argv.insert(0, "train")  # `python -m luffy_train --config NAME` is the train command
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "configs":
+            print("\n".join(available()))
+            return 0
+        if args.command == "data":
+            kept, read = prepare(args.source, args.out, split=args.split, system_prompt=args.system_prompt,
+                                 max_rows=args.max_rows, drop_bad=args.drop_bad)
+            print(f"wrote {kept} rows ({read - kept if args.drop_bad else 0} dropped) to {args.out}")
+            return 0
+        cfg = compose(args.config, args.overrides)
+        if args.dry_run:
+            print(to_yaml(cfg))
+            from luffy_train.verl_integration import validate as verl_validate
+
+            verl_validate(cfg)  # verl's own checks (batch sizes vs GPUs, and so on)
+            print(_check_data(cfg))
+            return 0
+        if args.engine == "local":
+            from luffy_train.local_engine import train
+
+            print(f"checkpoint: {train(cfg, progress=not args.quiet)}")
+            return 0
+        _check_data(cfg)
+        from luffy_train.verl_integration import launch
+
+        launch(cfg)
+        return 0
+    except (ConfigError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as err:
+        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

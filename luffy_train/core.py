@@ -1,0 +1,225 @@
+"""LUFFY's algorithm in plain torch: off-policy mixing, mixed-group advantages and the shaped policy loss.
+
+No verl import here: the verl worker loss and the local engine both call these functions, so the
+algorithm is written (and tested) once. Shapes: ``[batch, response_len]`` for per-token tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+# Reshape functions f(p) for off-policy tokens (p = current token probability, behaviour policy taken as 1).
+OFF_POLICY_RESHAPES = ("no_reshape", "logp", "p_logp", "square_root", "pow", "p_div_p_0.1", "p_div_p_0.3",
+                       "p_div_p_0.5")
+# Reshape functions for the on-policy importance ratio r = exp(logp - old_logp).
+ON_POLICY_RESHAPES = ("no_reshape", "logp", "p_logp", "square_root", "pow", "p_div_p_0.1", "p_div_p_0.5")
+
+OffPolicyLoss = Literal["shaped", "sft", "none"]
+
+
+@dataclass
+class LossConfig:
+    """The loss knobs LUFFY's scripts turn; the defaults are LUFFY's released setting."""
+
+    off_policy_reshape: str = "p_div_p_0.1"
+    on_policy_reshape: str = "no_reshape"
+    reshape_weight: float = 1.0  # the weight of logp in "logp"/"p_logp"
+    reshape_pow_exp: float = 0.5  # the exponent in "pow"
+    # "shaped": LUFFY (-A f(p) on off-policy tokens); "sft": RL with an SFT loss (NLL on off-policy
+    # samples, policy gradient on on-policy ones); "none": off-policy tokens get no loss.
+    off_policy_loss: OffPolicyLoss = "shaped"
+    sft_loss_coef: float = 1.0
+    clip_on_policy: bool = False  # LUFFY removes the PPO clip; on-policy GRPO keeps it
+    clip_ratio: float = 0.2
+    # Token-sum divided by this constant (LUFFY: the padded response length, 8192). None: token mean.
+    loss_normalizer: int | None = 8192
+    entropy_coeff: float = 0.001
+
+    def __post_init__(self) -> None:
+        if self.off_policy_reshape not in OFF_POLICY_RESHAPES:
+            raise ValueError(f"off_policy_reshape must be one of {OFF_POLICY_RESHAPES}, got {self.off_policy_reshape!r}")
+        if self.on_policy_reshape not in ON_POLICY_RESHAPES:
+            raise ValueError(f"on_policy_reshape must be one of {ON_POLICY_RESHAPES}, got {self.on_policy_reshape!r}")
+        if self.off_policy_loss not in ("shaped", "sft", "none"):
+            raise ValueError(f"off_policy_loss must be shaped, sft or none, got {self.off_policy_loss!r}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Off-policy mixing
+
+
+def off_policy_copies(group_ids: Sequence[object], n_off_policy: int) -> np.ndarray:
+    """Which rows are demonstrations: the first ``n_off_policy`` rows of each group, as LUFFY's rollout does.
+
+    ``group_ids`` holds one id per row (rows of one prompt share it, in any order); returns a bool array.
+    """
+    seen: dict[object, int] = {}
+    out = np.zeros(len(group_ids), dtype=bool)
+    for i, gid in enumerate(group_ids):
+        k = seen.get(gid, 0)
+        out[i] = k < n_off_policy
+        seen[gid] = k + 1
+    return out
+
+
+def prefix_mask_from_rows(is_off_policy: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """The per-token ``prefix_mask``: true on every valid token of a demonstration row."""
+    return is_off_policy.to(torch.bool)[:, None] & response_mask.to(torch.bool)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Advantages
+
+
+def group_advantages(scores: torch.Tensor, group_ids: Sequence[object], *, is_off_policy: torch.Tensor | None = None,
+                     split: bool = False, use_std: bool = False, epsilon: float = 1e-6) -> torch.Tensor:
+    """GRPO outcome advantages per row.
+
+    Default (LUFFY): baseline = mean over the whole mixed group, no std division, so A = r - mean(group).
+    ``split=True`` (LUFFY's ``grpo_split``): mean/std over the group's on-policy rows only, applied to all
+    rows; a group with a single on-policy row gets mean 0 and std 1, and std 0 is replaced by 1.
+    """
+    scores = scores.detach().to(torch.float32)
+    if split and is_off_policy is None:
+        raise ValueError("split advantages need is_off_policy")
+    members: dict[object, list[int]] = {}
+    for i, gid in enumerate(group_ids):
+        if split and bool(is_off_policy[i]):
+            members.setdefault(gid, [])
+            continue
+        members.setdefault(gid, []).append(i)
+    adv = torch.empty_like(scores)
+    for gid, rows in members.items():
+        if not rows:
+            raise ValueError(f"group {gid!r} has no on-policy sample to form the baseline")
+        group = scores[rows]
+        if split and len(rows) == 1:
+            mean, std = torch.tensor(0.0), torch.tensor(1.0)
+        else:
+            mean = group.mean()
+            std = group.std() if len(rows) > 1 else torch.tensor(1.0)
+        if split and std.item() == 0:
+            std = torch.tensor(1.0)
+        targets = [i for i, g in enumerate(group_ids) if g == gid]
+        denom = (std + epsilon) if use_std else 1.0
+        adv[targets] = (scores[targets] - mean) / denom
+    return adv
+
+
+def token_advantages(row_advantages: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """Broadcast one advantage per row over its valid response tokens."""
+    return row_advantages[:, None] * response_mask.to(row_advantages.dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Loss
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the mask; 0 (not NaN) when the mask is empty, as LUFFY logs it."""
+    mask = mask.to(values.dtype)
+    total = mask.sum()
+    if total.item() == 0:
+        return values.new_zeros(())
+    return (values * mask).sum() / total
+
+
+def off_policy_weight(log_prob: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
+    """f(p) for demonstration tokens; gradients flow through p."""
+    p = torch.exp(log_prob)
+    kind = cfg.off_policy_reshape
+    if kind == "no_reshape":
+        return p
+    if kind == "logp":
+        return cfg.reshape_weight * log_prob
+    if kind == "p_logp":
+        return cfg.reshape_weight * log_prob + p
+    if kind == "square_root":
+        return torch.sqrt(p)
+    if kind == "pow":
+        return torch.pow(p, cfg.reshape_pow_exp)
+    gamma = float(kind.removeprefix("p_div_p_"))
+    return p / (p + gamma)
+
+
+def on_policy_ratio(log_prob: torch.Tensor, old_log_prob: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
+    """The importance ratio for rollout tokens, optionally reshaped."""
+    delta = log_prob - old_log_prob
+    kind = cfg.on_policy_reshape
+    if kind == "no_reshape":
+        return torch.exp(delta)
+    if kind == "logp":
+        return delta
+    if kind == "p_logp":
+        return torch.exp(delta) + cfg.reshape_weight * delta
+    if kind == "square_root":
+        return torch.sqrt(torch.exp(delta))
+    if kind == "pow":
+        return torch.pow(torch.exp(delta), cfg.reshape_pow_exp)
+    gamma = float(kind.removeprefix("p_div_p_"))
+    p, old_p = torch.exp(log_prob), torch.exp(old_log_prob)
+    return (p / (p + gamma)) / (old_p / (old_p + gamma))
+
+
+def luffy_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor,
+               response_mask: torch.Tensor, prefix_mask: torch.Tensor, cfg: LossConfig,
+               entropy: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """LUFFY's policy loss for one micro-batch; returns (loss, metrics).
+
+    On-policy tokens: -A * r (PPO-clipped only when ``cfg.clip_on_policy``); off-policy tokens: -A * f(p),
+    with ``old_log_prob`` unused. The token losses are summed over valid tokens and divided by
+    ``cfg.loss_normalizer`` (LUFFY: 8192), or token-averaged when it is None. Minus entropy_coeff times the
+    token-mean entropy.
+    """
+    valid = response_mask.to(torch.bool)
+    off = prefix_mask.to(torch.bool) & valid
+    on = ~prefix_mask.to(torch.bool) & valid
+    metrics: dict[str, float] = {}
+
+    ratio = on_policy_ratio(log_prob, old_log_prob, cfg)
+    on_losses = -advantages * ratio
+    clipfrac = torch.zeros(())
+    if cfg.clip_on_policy:
+        clipped = -advantages * torch.clamp(ratio, 1.0 - cfg.clip_ratio, 1.0 + cfg.clip_ratio)
+        clipfrac = _masked_mean((clipped > on_losses).float(), on)
+        on_losses = torch.maximum(on_losses, clipped)
+
+    if cfg.off_policy_loss == "shaped":
+        off_ratio = off_policy_weight(log_prob, cfg)
+        off_losses = -advantages * off_ratio
+        metrics["off_ratio_mean"] = _masked_mean(off_ratio.detach(), off).item()
+    else:  # "sft" adds its own term below; "none" drops the demonstration tokens from the policy loss
+        off_losses = torch.zeros_like(log_prob)
+
+    token_losses = torch.where(off, off_losses, on_losses)
+    if cfg.loss_normalizer is None:
+        pg_loss = _masked_mean(token_losses, valid)
+    else:
+        pg_loss = (token_losses * valid).sum() / cfg.loss_normalizer
+    loss = pg_loss
+
+    if cfg.off_policy_loss == "sft":
+        # LUFFY's multitask baseline: the token-mean NLL of the demonstration rows, added to the on-policy loss.
+        sft_loss = _masked_mean(-log_prob, off)
+        loss = loss + cfg.sft_loss_coef * sft_loss
+        metrics["sft_loss"] = sft_loss.item()
+
+    if entropy is not None and cfg.entropy_coeff != 0:
+        entropy_loss = _masked_mean(entropy, valid)
+        loss = loss - cfg.entropy_coeff * entropy_loss
+        metrics["entropy"] = entropy_loss.item()
+
+    with torch.no_grad():
+        metrics["pg_loss"] = pg_loss.item()
+        metrics["on_pg_loss"] = _masked_mean(on_losses, on).item()
+        metrics["off_pg_loss"] = _masked_mean(off_losses, off).item()
+        metrics["on_policy_prob"] = _masked_mean(torch.exp(old_log_prob), on).item()
+        metrics["off_policy_prob"] = _masked_mean(torch.exp(log_prob), off).item()
+        metrics["pg_clipfrac"] = clipfrac.item()
+        metrics["ppo_kl"] = _masked_mean(old_log_prob - log_prob, on).item()
+    return loss, metrics

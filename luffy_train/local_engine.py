@@ -1,0 +1,322 @@
+"""The single-process engine: LUFFY's core on a transformers model, HF generation and AdamW.
+
+For tiny models on the CPU or one GPU (verl needs GPUs and Ray). Each step: sample prompts, put the
+demonstration in the first ``n_off_policy`` slots of each group and generate the rest, score with the
+LUFFY reward, compute group advantages, then one optimizer step per mini-batch with ``core.luffy_loss``.
+It writes metrics JSONL, a reward/loss plot and an HF checkpoint luffy-serve loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from luffy_train import core
+from luffy_train.data import Example, read_examples
+from luffy_train.reward import THINK_OPEN, luffy_reward
+
+
+@dataclass
+class Batch:
+    """One step's samples, padded: prompt left-padded, response right-padded."""
+
+    input_ids: torch.Tensor  # [B, P + R]
+    attention_mask: torch.Tensor  # [B, P + R]
+    response_mask: torch.Tensor  # [B, R]
+    is_off_policy: torch.Tensor  # [B] bool
+    group_ids: list[int]
+    rewards: torch.Tensor  # [B]
+    prompt_len: int
+    texts: list[str] = field(default_factory=list)
+
+    @property
+    def prefix_mask(self) -> torch.Tensor:
+        return core.prefix_mask_from_rows(self.is_off_policy, self.response_mask)
+
+    def select(self, rows: list[int]) -> Batch:
+        return Batch(self.input_ids[rows], self.attention_mask[rows], self.response_mask[rows],
+                     self.is_off_policy[rows], [self.group_ids[i] for i in rows], self.rewards[rows],
+                     self.prompt_len, [self.texts[i] for i in rows] if self.texts else [])
+
+
+@dataclass
+class LocalSettings:
+    """What the local engine reads from a composed config."""
+
+    model: str
+    train_files: str
+    output_dir: Path
+    prompts_per_step: int
+    mini_batch_prompts: int
+    n: int
+    n_off_policy: int
+    advantage: str
+    use_std: bool
+    max_prompt_length: int
+    max_response_length: int
+    temperature: float
+    lr: float
+    grad_clip: float
+    epochs: int
+    max_steps: int | None
+    save_every: int
+    device: str
+    seed: int
+    sft_only: bool
+    loss: core.LossConfig
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> LocalSettings:
+        luffy, actor = cfg.luffy, cfg.actor_rollout_ref.actor
+        loss = core.LossConfig(**OmegaConf.to_container(luffy.loss, resolve=True))
+        device = luffy.local.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return cls(
+            model=cfg.actor_rollout_ref.model.path, train_files=str(cfg.data.train_files),
+            output_dir=Path(cfg.trainer.default_local_dir), prompts_per_step=cfg.data.train_batch_size,
+            mini_batch_prompts=min(actor.ppo_mini_batch_size, cfg.data.train_batch_size),
+            n=cfg.actor_rollout_ref.rollout.n, n_off_policy=luffy.n_off_policy, advantage=luffy.advantage,
+            use_std=luffy.use_std, max_prompt_length=cfg.data.max_prompt_length,
+            max_response_length=cfg.data.max_response_length,
+            temperature=cfg.actor_rollout_ref.rollout.temperature, lr=actor.optim.lr, grad_clip=actor.grad_clip,
+            epochs=cfg.trainer.total_epochs, max_steps=luffy.local.max_steps, save_every=luffy.local.save_every,
+            device=device, seed=luffy.local.seed, sft_only=luffy.algorithm == "sft", loss=loss)
+
+
+def load_model(path: str, device: str) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
+    return model, tokenizer
+
+
+def prompt_ids(tokenizer: Any, example: Example) -> list[int]:
+    return tokenizer.apply_chat_template(example.messages, add_generation_prompt=True, tokenize=True,
+                                         return_dict=False)
+
+
+def demonstration_ids(tokenizer: Any, example: Example, prompt_text: str, max_len: int) -> list[int]:
+    """The demonstration's tokens + EOS, as LUFFY feeds them: a ``<think>\\n`` the prompt already opened is
+    dropped from the trace, and the result is cut at ``max_len``."""
+    text = example.demonstration or ""
+    if prompt_text.endswith(THINK_OPEN) and text.startswith(THINK_OPEN):
+        text = text[len(THINK_OPEN):]
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return ids[:max_len]
+
+
+def _valid_length(ids: list[int], eos_id: int, pad_id: int) -> int:
+    """Tokens up to and including the first EOS (LUFFY's eos mask), or up to padding."""
+    for i, t in enumerate(ids):
+        if t == eos_id:
+            return i + 1
+    n = len(ids)
+    while n > 0 and ids[n - 1] == pad_id and pad_id != eos_id:
+        n -= 1
+    return n
+
+
+def sequence_log_probs(model: Any, batch: Batch, with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-token log-probs (and entropy) of each response token, shape [B, R]."""
+    position_ids = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                   position_ids=position_ids, use_cache=False).logits
+    resp_len = batch.response_mask.shape[1]
+    logits = logits[:, batch.prompt_len - 1: batch.prompt_len - 1 + resp_len].float()
+    targets = batch.input_ids[:, batch.prompt_len:]
+    log_norm = torch.logsumexp(logits, dim=-1)
+    log_probs = torch.gather(logits, -1, targets.unsqueeze(-1)).squeeze(-1) - log_norm
+    entropy = None
+    if with_entropy:
+        probs = torch.softmax(logits, dim=-1)
+        entropy = log_norm - (probs * logits).sum(-1)
+    return log_probs, entropy
+
+
+class LocalTrainer:
+    """Owns the model, the optimizer and the step loop."""
+
+    def __init__(self, settings: LocalSettings, examples: list[Example] | None = None) -> None:
+        self.s = settings
+        random.seed(settings.seed)
+        torch.manual_seed(settings.seed)
+        self.model, self.tokenizer = load_model(settings.model, settings.device)
+        self.examples = examples if examples is not None else read_examples(settings.train_files)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=settings.lr, weight_decay=0.01)
+        self._order: list[int] = []
+
+    # -- sampling -------------------------------------------------------------------------------------
+    def next_prompts(self) -> list[Example]:
+        out = []
+        while len(out) < self.s.prompts_per_step:
+            if not self._order:
+                self._order = random.sample(range(len(self.examples)), len(self.examples))
+            out.append(self.examples[self._order.pop()])
+        return out
+
+    @torch.no_grad()
+    def rollout(self, examples: list[Example]) -> Batch:
+        """Build the mixed groups: demonstrations first, then sampled responses; score every row."""
+        tok, s = self.tokenizer, self.s
+        eos, pad = tok.eos_token_id, tok.pad_token_id
+        prompts = [prompt_ids(tok, ex) for ex in examples]
+        for p in prompts:
+            if len(p) > s.max_prompt_length:
+                raise ValueError(f"a prompt has {len(p)} tokens > data.max_prompt_length={s.max_prompt_length}")
+        n_on = s.n - s.n_off_policy
+        generated: list[list[int]] = []
+        if n_on > 0:
+            width = max(len(p) for p in prompts)
+            ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=s.device)
+            mask = (torch.arange(width, device=s.device)[None, :] >= torch.tensor(
+                [width - len(p) for p in prompts], device=s.device)[:, None]).long()
+            self.model.eval()
+            out = self.model.generate(input_ids=ids, attention_mask=mask, do_sample=True,
+                                      temperature=s.temperature, top_p=1.0, top_k=0,
+                                      max_new_tokens=s.max_response_length, num_return_sequences=n_on,
+                                      eos_token_id=eos, pad_token_id=pad)
+            self.model.train()
+            generated = [row[width:].tolist() for row in out]
+        rows: list[tuple[int, list[int], list[int], bool]] = []  # (group, prompt, response, off-policy)
+        for g, (ex, p) in enumerate(zip(examples, prompts, strict=True)):
+            prompt_text = tok.decode(p)
+            for _ in range(s.n_off_policy):
+                rows.append((g, p, demonstration_ids(tok, ex, prompt_text, s.max_response_length), True))
+            for k in range(n_on):
+                resp = generated[g * n_on + k]
+                rows.append((g, p, resp[:_valid_length(resp, eos, pad)], False))
+        return self._pad(rows, [ex.gold for ex in examples])
+
+    def _pad(self, rows: list[tuple[int, list[int], list[int], bool]], golds: list[str]) -> Batch:
+        tok = self.tokenizer
+        pad = tok.pad_token_id
+        p_len = max(len(r[1]) for r in rows)
+        r_len = max(1, max(len(r[2]) for r in rows))
+        input_ids, attn, resp_mask, texts, rewards = [], [], [], [], []
+        for _, p, resp, _ in rows:
+            input_ids.append([pad] * (p_len - len(p)) + p + resp + [pad] * (r_len - len(resp)))
+            attn.append([0] * (p_len - len(p)) + [1] * (len(p) + len(resp)) + [0] * (r_len - len(resp)))
+            resp_mask.append([1] * len(resp) + [0] * (r_len - len(resp)))
+            text = tok.decode(resp, skip_special_tokens=False)
+            texts.append(text)
+        for (g, _, _, _), text in zip(rows, texts, strict=True):
+            rewards.append(luffy_reward(text, golds[g]))
+        dev = self.s.device
+        return Batch(torch.tensor(input_ids, device=dev), torch.tensor(attn, device=dev),
+                     torch.tensor(resp_mask, device=dev), torch.tensor([r[3] for r in rows], device=dev),
+                     [r[0] for r in rows], torch.tensor(rewards, dtype=torch.float32), p_len, texts)
+
+    # -- update ---------------------------------------------------------------------------------------
+    def advantages(self, batch: Batch) -> torch.Tensor:
+        row_adv = core.group_advantages(batch.rewards, batch.group_ids, is_off_policy=batch.is_off_policy,
+                                        split=self.s.advantage == "grpo_split", use_std=self.s.use_std)
+        return core.token_advantages(row_adv.to(self.s.device), batch.response_mask)
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One pass over the batch in mini-batches of whole groups; one optimizer step each."""
+        advantages = self.advantages(batch)
+        with torch.no_grad():
+            old_log_probs, _ = sequence_log_probs(self.model, batch, with_entropy=False)
+        rows_per_mini = self.s.mini_batch_prompts * self.s.n
+        metrics: dict[str, list[float]] = {}
+        for start in range(0, len(batch.group_ids), rows_per_mini):
+            rows = list(range(start, min(start + rows_per_mini, len(batch.group_ids))))
+            mini = batch.select(rows)
+            log_probs, entropy = sequence_log_probs(self.model, mini, with_entropy=self.s.loss.entropy_coeff != 0)
+            loss, m = core.luffy_loss(log_probs, old_log_probs[rows], advantages[rows], mini.response_mask,
+                                      mini.prefix_mask, self.s.loss, entropy=entropy)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            m["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.grad_clip))
+            self.optimizer.step()
+            m["loss"] = loss.item()
+            for k, v in m.items():
+                metrics.setdefault(k, []).append(v)
+        return {k: sum(v) / len(v) for k, v in metrics.items()}
+
+    @torch.no_grad()
+    def demonstration_log_likelihood(self, examples: list[Example]) -> float:
+        """Mean per-token log-probability of the examples' demonstrations under the current model."""
+        rows = []
+        for g, ex in enumerate(examples):
+            p = prompt_ids(self.tokenizer, ex)
+            rows.append((g, p, demonstration_ids(self.tokenizer, ex, self.tokenizer.decode(p),
+                                                 self.s.max_response_length), True))
+        batch = self._pad(rows, [ex.gold for ex in examples])
+        log_probs, _ = sequence_log_probs(self.model, batch, with_entropy=False)
+        mask = batch.response_mask.float()
+        return float((log_probs * mask).sum() / mask.sum())
+
+    def step(self, examples: list[Example]) -> dict[str, float]:
+        t0 = time.perf_counter()
+        batch = self.rollout(examples)
+        t1 = time.perf_counter()
+        metrics = self.update(batch)
+        t2 = time.perf_counter()
+        off = batch.is_off_policy.cpu()
+        metrics["reward/on_policy"] = float(batch.rewards[~off].mean()) if (~off).any() else float("nan")
+        metrics["reward/off_policy"] = float(batch.rewards[off].mean()) if off.any() else float("nan")
+        metrics["response_length/on_policy"] = float(batch.response_mask[~off.to(batch.response_mask.device)]
+                                                     .sum(-1).float().mean()) if (~off).any() else 0.0
+        metrics["time/rollout_s"] = t1 - t0
+        metrics["time/update_s"] = t2 - t1
+        return metrics
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def save(self, out_dir: Path) -> Path:
+        """Write an HF checkpoint (model, tokenizer, generation config) atomically."""
+        out_dir = Path(out_dir)
+        tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.tokenizer.padding_side = "right"
+        self.model.save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        self.tokenizer.padding_side = "left"
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+        return out_dir
+
+
+def train(cfg: DictConfig, progress: bool = True) -> Path:
+    """Run the local engine for a composed config; returns the final checkpoint directory."""
+    from luffy_train.metrics_log import MetricsLog
+
+    s = LocalSettings.from_config(cfg)
+    trainer = LocalTrainer(s)
+    steps_per_epoch = max(1, len(trainer.examples) // s.prompts_per_step)
+    total = steps_per_epoch * s.epochs
+    if s.max_steps is not None:
+        total = min(total, s.max_steps)
+    s.output_dir.mkdir(parents=True, exist_ok=True)
+    (s.output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    probe = trainer.examples[: min(4, len(trainer.examples))]
+    log = MetricsLog(s.output_dir / "metrics.jsonl")
+    bar = tqdm(range(1, total + 1), desc="luffy-train", unit="step", disable=not progress)
+    for step in bar:
+        metrics = trainer.step(trainer.next_prompts())
+        if probe[0].demonstration is not None:
+            metrics["demo_logp"] = trainer.demonstration_log_likelihood(probe)
+        log.write(step, metrics)
+        bar.set_postfix(reward=f"{metrics['reward/on_policy']:.2f}", loss=f"{metrics['loss']:.4f}")
+        if s.save_every and step % s.save_every == 0 and step != total:
+            trainer.save(s.output_dir / f"step-{step}")
+    final = trainer.save(s.output_dir / "checkpoint")
+    log.plot(s.output_dir / "curves.png")
+    (s.output_dir / "summary.json").write_text(json.dumps({"steps": total, "checkpoint": str(final)}, indent=2))
+    return final

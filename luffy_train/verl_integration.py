@@ -1,0 +1,152 @@
+"""LUFFY on verl 0.9 through its extension points (no fork).
+
+- ``verl_agent_loop``: the rollout side (the demonstration agent loop and the manager choosing its copies).
+- ``luffy_worker_loss``: the actor loss, set on the workers with ``set_loss_fn``; unlike a registered
+  policy loss it receives the whole batch, ``prefix_mask`` included.
+- ``LuffyRayTrainer`` / ``LuffyTaskRunner``: install that loss, add ``prefix_mask`` (and grpo_split
+  advantages when asked) before each actor update, log on/off-policy scores; launched with ``run_ppo``.
+
+Advantages use verl's built-in ``grpo`` with ``norm_adv_by_std_in_grpo=False`` (LUFFY's r - mean(group)),
+and the reward is ``luffy_train.reward.compute_score`` (``reward.custom_reward_function``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import partial
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tensordict import TensorDict
+from verl import DataProto
+from verl.trainer.main_ppo_v0 import BaseTaskRunner
+from verl.trainer.ppo.ray_trainer import RayPPOTrainer
+from verl.utils.metric import AggregationType, Metric
+from verl.workers.utils.padding import no_padding_2_padding
+
+from luffy_train import core, verl_agent_loop
+from luffy_train.config import ConfigError
+
+# Importing verl_agent_loop registers the demonstration agent loop in this process too.
+assert verl_agent_loop.DEMONSTRATION_LOOP
+
+
+def loss_config(cfg: DictConfig) -> core.LossConfig:
+    """The core's LossConfig from a composed run config."""
+    return core.LossConfig(**OmegaConf.to_container(cfg.luffy.loss, resolve=True))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Worker loss
+
+
+def luffy_worker_loss(model_output: dict[str, torch.Tensor], data: TensorDict, dp_group: Any = None, *,
+                      loss_config: core.LossConfig) -> tuple[torch.Tensor, dict[str, Any]]:
+    """verl worker loss (``set_loss_fn``): ``core.luffy_loss`` on one micro-batch.
+
+    Gradients are not rescaled by the data-parallel size: FSDP averages them over ranks, which is how
+    LUFFY's trainer normalised too (its per-rank loss was a token sum over the constant 8192).
+    """
+    log_prob = no_padding_2_padding(model_output["log_probs"], data)
+    entropy = model_output.get("entropy")
+    if entropy is not None:
+        entropy = no_padding_2_padding(entropy, data)
+    fields = data.select("response_mask", "old_log_probs", "advantages", "prefix_mask").to_padded_tensor()
+    response_mask = fields["response_mask"].to(torch.bool)
+    loss, metrics = core.luffy_loss(log_prob, fields["old_log_probs"], fields["advantages"], response_mask,
+                                    fields["prefix_mask"].to(torch.bool), loss_config, entropy=entropy)
+    return loss, Metric.from_dict({f"actor/{k}": v for k, v in metrics.items()}, aggregation=AggregationType.MEAN)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Trainer
+
+
+def add_luffy_fields(batch: DataProto, cfg: DictConfig) -> dict[str, float]:
+    """Add ``prefix_mask`` (and grpo_split advantages) to a scored batch; returns on/off-policy metrics."""
+    response_mask = batch.batch["response_mask"]
+    tags = batch.non_tensor_batch.get("is_off_policy")
+    is_off = torch.tensor([bool(t) for t in tags] if tags is not None else [False] * len(batch), dtype=torch.bool)
+    batch.batch["prefix_mask"] = core.prefix_mask_from_rows(is_off, response_mask)
+    scores = batch.batch["token_level_rewards"].sum(-1)
+    if cfg.luffy.advantage == "grpo_split":
+        row_adv = core.group_advantages(scores, list(batch.non_tensor_batch["uid"]), is_off_policy=is_off,
+                                        split=True, use_std=cfg.luffy.use_std)
+        batch.batch["advantages"] = core.token_advantages(row_adv, response_mask).to(batch.batch["advantages"].dtype)
+    metrics = {"luffy/off_policy_fraction": float(is_off.float().mean())}
+    if is_off.any():
+        metrics["luffy/off_policy_score"] = float(scores[is_off].mean())
+    if (~is_off).any():
+        metrics["luffy/on_policy_score"] = float(scores[~is_off].mean())
+    return metrics
+
+
+class LuffyRayTrainer(RayPPOTrainer):
+    """RayPPOTrainer with LUFFY's actor loss and per-token off-policy mask."""
+
+    def init_workers(self) -> None:
+        super().init_workers()
+        self.actor_rollout_wg.set_loss_fn(partial(luffy_worker_loss, loss_config=loss_config(self.config)))
+
+    def _update_actor(self, batch: DataProto) -> DataProto:
+        luffy_metrics = add_luffy_fields(batch, self.config)
+        output = super()._update_actor(batch)
+        output.meta_info["metrics"].update(luffy_metrics)
+        return output
+
+
+class LuffyTaskRunner(BaseTaskRunner):
+    """verl's task runner steps (workers, datasets, resource pools), building a LuffyRayTrainer."""
+
+    def run(self, config: DictConfig) -> None:
+        from verl.trainer.ppo.utils import create_rl_dataset, create_rl_sampler
+        from verl.utils.config import omega_conf_to_dataclass
+        from verl.utils.dataset.rl_dataset import collate_fn
+        from verl.workers.config import HFModelConfig
+
+        OmegaConf.resolve(config)
+        actor_rollout_cls, worker_group_cls = self.add_actor_rollout_worker(config)
+        self.add_critic_worker(config)
+        self.add_reward_model_resource_pool(config)
+        self.add_teacher_model_resource_pool(config)
+        self.add_ref_policy_worker(config, actor_rollout_cls)
+        model_config: HFModelConfig = omega_conf_to_dataclass(config.actor_rollout_ref.model)
+        tokenizer, processor = model_config.tokenizer, model_config.processor
+        train_dataset = create_rl_dataset(config.data.train_files, config.data, tokenizer, processor, is_train=True,
+                                          max_samples=config.data.get("train_max_samples", -1))
+        val_dataset = create_rl_dataset(config.data.val_files, config.data, tokenizer, processor, is_train=False,
+                                        max_samples=config.data.get("val_max_samples", -1))
+        trainer = LuffyRayTrainer(
+            config=config, tokenizer=tokenizer, processor=processor, role_worker_mapping=self.role_worker_mapping,
+            resource_pool_manager=self.init_resource_pool_mgr(config), ray_worker_group_cls=worker_group_cls,
+            train_dataset=train_dataset, val_dataset=val_dataset, collate_fn=collate_fn,
+            train_sampler=create_rl_sampler(config.data, train_dataset))
+        trainer.init_workers()
+        trainer.fit()
+
+
+def validate(cfg: DictConfig) -> None:
+    """verl's own config validation (used by ``--dry-run`` and before launching)."""
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Disabled critic")  # LUFFY has no critic, by design
+            validate_config(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+    except (AssertionError, ValueError) as err:
+        raise ConfigError(f"verl rejects the config: {err}") from err
+
+
+def launch(cfg: DictConfig) -> None:
+    """Start (or join, with RAY_ADDRESS) a Ray cluster and train; needs GPUs."""
+    import ray
+    from verl.trainer.main_ppo import run_ppo
+    from verl.utils.device import auto_set_device
+
+    if not torch.cuda.is_available() and cfg.trainer.device == "cuda":
+        raise ValueError("the verl engine needs CUDA GPUs (verl has no CPU platform); use --engine local on CPU")
+    auto_set_device(cfg)
+    validate(cfg)
+    run_ppo(cfg, task_runner_class=ray.remote(num_cpus=1)(LuffyTaskRunner))

@@ -1,0 +1,109 @@
+"""Fixtures for the demo's tests: a ``python -m app`` process and a headless Debian Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (scripts/setup.sh test); never `playwright install`
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class DemoProcess:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_demo(base_url: str, log_path: Path, api_key: str | None = None, timeout: float = 120) -> DemoProcess:
+    """Run ``python -m app`` on a free port, as a user would, and wait until the page answers."""
+    port = unused_port()
+    cmd = [sys.executable, "-m", "app", "--base-url", base_url, "--port", str(port), "--max-tokens", "256"]
+    if api_key:
+        cmd += ["--api-key", api_key]
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+    demo = DemoProcess(f"http://127.0.0.1:{port}/", proc, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"python -m app exited with {proc.returncode}:\n{demo.log()[-3000:]}")
+        try:
+            if httpx.get(demo.url, timeout=2).status_code == 200:
+                return demo
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"python -m app did not answer in {timeout}s:\n{demo.log()[-3000:]}")
+
+
+def stop_demo(demo: DemoProcess) -> None:
+    demo.process.terminate()
+    try:
+        demo.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        demo.process.kill()
+        demo.process.wait()
+
+
+@pytest.fixture(scope="module")
+def demo(luffy_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
+    """The demo pointed at the session's luffy-serve."""
+    proc = start_demo(luffy_server.base_url, tmp_path_factory.mktemp("demo") / "app.log", luffy_server.api_key)
+    yield proc
+    stop_demo(proc)
+
+
+@pytest.fixture(scope="module")
+def dead_url() -> str:
+    """An endpoint URL where nothing listens."""
+    return f"http://127.0.0.1:{unused_port()}"
+
+
+@pytest.fixture(scope="module")
+def down_demo(dead_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
+    """The demo pointed at a port where nothing listens."""
+    proc = start_demo(dead_url, tmp_path_factory.mktemp("down-demo") / "app.log")
+    yield proc
+    stop_demo(proc)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    yield context.new_page()
+    context.close()
+

@@ -1,0 +1,95 @@
+"""The in-process backend end to end: a real vLLM engine on the tiny checkpoint, real luffy_math grading."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from benchmarks.problems import HarnessError
+from benchmarks.runner import RunOptions, run, sample_seed
+from benchmarks.samplers.base import SampleRequest, Sampling
+from benchmarks.store import read_records
+
+SMALL = Sampling(temperature=0.6, top_p=1.0, max_tokens=32)
+
+
+def options(tmp: Path, data: list[Path], benchmarks: list[str], **kw) -> RunOptions:
+    return RunOptions(model="tiny", backend="vllm", benchmarks=benchmarks, out=tmp, sampling=kw.pop("sampling", SMALL),
+                      data=data, progress=False, grading_workers=1, **kw)
+
+
+def test_luffy_subset_runs_resumes_and_refuses_a_changed_config(tmp_path: Path, luffy_data: Path, tiny_sampler):
+    parquet = [luffy_data / "valid.all.parquet"]
+    opts = options(tmp_path, parquet, ["aime24", "math500"], limit=2, n={"aime24": 3})
+    markdown = run(opts, lambda: tiny_sampler)
+    records = read_records(tmp_path)
+    keys = sorted((r["benchmark"], r["problem"], r["sample"]) for r in records)
+    assert keys == [("aime24", "0", 0), ("aime24", "0", 1), ("aime24", "0", 2), ("aime24", "1", 0),
+                    ("aime24", "1", 1), ("aime24", "1", 2), ("math500", "0", 0), ("math500", "1", 0)]
+    for r in records:
+        assert r["rendered_prompt"].startswith("<|im_start|>user\n")  # own template, system message dropped
+        assert r["rendered_prompt"].endswith("<|im_start|>assistant\n<think>\n")
+        assert r["prompt_tokens"] > 10 and 0 < r["completion_tokens"] <= 32
+        assert r["finish_reason"] in ("stop", "length")
+        assert set(r["grades"]) == {"luffy", "math_verify"} and all(r["grades"].values())
+    assert "| Grader | AIME 24 | AIME 25 | AMC | MATH-500 | Minerva | Olympiad | Avg. |" in markdown
+    for name in ("report.md", "report.json", "report.png"):
+        assert (tmp_path / name).stat().st_size > 0
+
+    before = (tmp_path / "generations.seed0.jsonl").read_bytes()
+
+    def no_engine():
+        raise AssertionError("nothing is missing, so no sampler may be created")
+
+    run(opts, no_engine)
+    assert (tmp_path / "generations.seed0.jsonl").read_bytes() == before
+
+    with pytest.raises(HarnessError, match=r"temperature: 0\.6 -> 1\.0"):
+        run(options(tmp_path, parquet, ["math500"], limit=2,
+                    sampling=Sampling(temperature=1.0, top_p=1.0, max_tokens=32)), no_engine)
+    assert (tmp_path / "generations.seed0.jsonl").read_bytes() == before
+
+    run(options(tmp_path, parquet, ["math500"], limit=3), lambda: tiny_sampler)  # a larger --limit extends
+    after = (tmp_path / "generations.seed0.jsonl").read_bytes()
+    assert after.startswith(before)
+    assert [(r["benchmark"], r["problem"]) for r in read_records(tmp_path)][len(keys):] == [("math500", "2")]
+
+
+def test_stored_labels_are_luffy_math_labels_of_the_answer_part(tmp_path: Path, tiny_sampler) -> None:
+    from luffy_math import grade, split_reasoning
+
+    data = tmp_path / "taught.jsonl"
+    data.write_text("".join(json.dumps({"problem": q, "answer": "42"}) + "\n"
+                            for q in ("What is 12 + 30?", "Solve x^2 = 1764.")))
+    run(options(tmp_path / "run", [data], ["taught"], n={"taught": 3},
+                sampling=Sampling(temperature=0.6, top_p=1.0, max_tokens=48)), lambda: tiny_sampler)
+    result = json.loads((tmp_path / "run" / "report.json").read_text())["benchmarks"]["taught"]
+    assert result["problems"] == 2 and result["samples_per_problem"] == 3
+    records = read_records(tmp_path / "run")
+    assert len(records) == 6
+    for r in records:
+        answer_part = split_reasoning(r["response"])[1]
+        for mode in ("luffy", "math_verify"):
+            assert r["grades"][mode] == asdict(grade(answer_part, "42", mode))
+        assert r["extracted"] == r["grades"]["luffy"]["extracted"]
+    labels = [r["grades"]["luffy"]["correct"] for r in records]
+    assert result["luffy"]["avg"]["mean"] == pytest.approx(sum(labels) / 6)
+
+
+def test_same_samples_as_plain_generate(tiny_sampler) -> None:
+    """Queuing everything at once through the engine gives what LLM.generate gives for the same requests
+    (greedy: on CPU the samples carry no per-request seed, see VLLMSampler.sampling_params)."""
+    from vllm.inputs import TokensPrompt
+
+    greedy = Sampling(temperature=0.0, top_p=1.0, max_tokens=32)
+    requests = [SampleRequest(("b", str(p), i), f"What is {p} + {p * 7}?", sample_seed(0, ("b", str(p), i)))
+                for p in range(4) for i in range(2)]
+    got: dict = {}
+    tiny_sampler.generate(requests, greedy, lambda c: got.__setitem__(c.key, c.response))
+    prompts = [TokensPrompt(prompt_token_ids=tiny_sampler.render(r.question, "own")[1]) for r in requests]
+    params = [tiny_sampler.sampling_params(r, greedy) for r in requests]
+    plain = tiny_sampler.llm.generate(prompts, params, use_tqdm=False)
+    assert [got[r.key] for r in requests] == [o.outputs[0].text for o in plain]

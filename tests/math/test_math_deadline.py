@@ -1,0 +1,111 @@
+"""Nested deadlines: an inner one must not cancel the outer one (LUFFY's SIGALRM bug), and a timer armed by
+someone else survives."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import pytest
+
+from luffy_math import grade
+from luffy_math.deadline import DeadlineExceeded, call_with_deadline
+
+SLOW_RESPONSE = "\\boxed{" + "1+" * 50_000 + "1}"  # Math-Verify needs far more than a second on this
+
+
+def _spin(seconds: float) -> str:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return "done"
+
+
+def test_deadline_interrupts_python_code() -> None:
+    start = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        call_with_deadline(0.2, _spin, 5.0)
+    assert time.monotonic() - start < 1.0
+
+
+def test_inner_deadline_does_not_cancel_outer() -> None:
+    def inner_then_spin() -> str:
+        assert call_with_deadline(0.1, _spin, 0.01) == "done"  # inner finishes and is torn down...
+        with pytest.raises(DeadlineExceeded):
+            call_with_deadline(0.1, _spin, 1.0)  # ...another inner one fires...
+        return _spin(5.0)  # ...and the outer one must still fire here
+
+    start = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        call_with_deadline(0.5, inner_then_spin)
+    assert 0.4 < time.monotonic() - start < 1.5
+
+
+def test_outer_deadline_reaches_past_inner() -> None:
+    """An outer deadline that expires inside an inner call unwinds to the outer caller, not the inner one."""
+    inner_caught: list[bool] = []
+
+    def outer_work() -> None:
+        try:
+            call_with_deadline(10.0, _spin, 5.0)
+        except DeadlineExceeded:
+            inner_caught.append(True)
+
+    with pytest.raises(DeadlineExceeded):
+        call_with_deadline(0.2, outer_work)
+    assert inner_caught == []
+
+
+def test_cpu_clock_counts_compute_not_waiting() -> None:
+    """LUFFY's 1 s Math-Verify budget runs on CPU time, so a busy machine does not change labels."""
+    assert call_with_deadline(0.2, lambda: time.sleep(0.6) or "slept", clock="cpu") == "slept"
+    with pytest.raises(DeadlineExceeded):
+        call_with_deadline(0.2, _spin, 5.0, clock="cpu")
+
+
+def test_clocks_nest_independently() -> None:
+    def budgeted_step() -> str:
+        with pytest.raises(DeadlineExceeded):
+            call_with_deadline(0.1, _spin, 5.0, clock="cpu")
+        return _spin(5.0)  # the wall deadline around it still fires
+
+    start = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        call_with_deadline(0.6, budgeted_step)
+    assert time.monotonic() - start < 3.0
+
+
+def test_foreign_timer_is_restored() -> None:
+    fired: list[int] = []
+    outer_timer = signal.getitimer(signal.ITIMER_REAL)  # e.g. pytest-timeout's
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.4)
+        assert call_with_deadline(5.0, _spin, 0.05) == "done"
+        assert signal.getsignal(signal.SIGALRM) is not None and fired == []
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 0.1 < remaining <= 0.4
+        time.sleep(0.6)
+        assert fired == [signal.SIGALRM]
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_REAL, *outer_timer)
+
+
+def test_grade_times_out_in_process() -> None:
+    start = time.monotonic()
+    result = grade(SLOW_RESPONSE, "5", mode="math_verify", timeout=1.0)
+    assert result.timed_out and not result.correct and result.decided_by == "timeout"
+    assert time.monotonic() - start < 3.0
+    assert grade(r"\boxed{5}", "5", mode="math_verify", timeout=1.0).correct  # nothing left armed
+
+
+def test_grade_works_off_the_main_thread() -> None:
+    """Math-Verify's own alarms would raise ValueError in a thread; ours are off there."""
+    results: list[object] = []
+    worker = threading.Thread(target=lambda: results.extend(
+        [grade(r"\boxed{\frac{1}{2}}", "0.5"), grade(r"\boxed{\frac{1}{2}}", "0.5", mode="math_verify")]))
+    worker.start()
+    worker.join(60)
+    assert [r.correct for r in results] == [True, True]  # type: ignore[attr-defined]

@@ -1,0 +1,153 @@
+"""Worker-process grading: results in order, hard per-item bounds, and a pool that survives bad items."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import signal
+import time
+
+import pytest
+
+from luffy_math import Grade, GradingPool, grade, grade_many
+from luffy_math.pool import KILL_GRACE_SECONDS, WORKER_MEMORY_BYTES
+
+ADVERSARIAL = {
+    "deep nesting": "\\boxed{" + "{" * 5000 + "1" + "}" * 5000 + "}",
+    "deep parentheses": "\\boxed{" + "(" * 3000 + "1" + ")" * 3000 + "}",
+    "100k characters": "\\boxed{" + "1+" * 50_000 + "1}",
+    "100k plain text": "x^2 + " * 17_000,
+    "tower of powers": r"$\boxed{10^{10^{10^{10}}}}$",
+    "huge power": r"$\boxed{7^{123456789}}$",
+    "unbalanced open": r"\boxed{{{{{\frac{1}{2}",
+    "unbalanced close": r"\boxed{1}}}}}\frac{{",
+}
+
+
+def _block_alarms_and_spin(seconds: float) -> str:
+    """Stand-in for a long C call: no signal can interrupt it, so only the kill ends it."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return "finished"
+
+
+def _block_alarms_and_spin_batch(items: list[tuple[str, str]], mode: str, timeout: float) -> list[Grade]:
+    _block_alarms_and_spin(60.0)
+    return []
+
+
+def _die() -> None:
+    """Stand-in for a worker lost under an item (killed for memory, a crash in C)."""
+    os._exit(3)
+
+
+def _allocate(gigabytes: int) -> int:
+    return len(bytearray(gigabytes << 30))
+
+
+def test_grade_many_matches_grade_in_order(grading_pool: GradingPool) -> None:
+    items = [(r"\boxed{42}", "42"), ("no box", "42"), (r"\boxed{\frac{1}{2}}", "0.5"), (r"\boxed{7}", ["6", "7"])]
+    assert grade_many(items, workers=2, progress=False) == [grade(response, gold) for response, gold in items]
+    futures = [grading_pool.submit_grade(response, gold, "math_verify") for response, gold in items]
+    assert [f.result(timeout=60) for f in futures] == [grade(r, g, mode="math_verify") for r, g in items]
+    assert grade_many([], progress=False) == []
+
+
+def test_grade_many_rejects_unknown_mode() -> None:
+    with pytest.raises(ValueError, match="unknown grading mode"):
+        grade_many([(r"\boxed{1}", "1")], mode="nope", progress=False)
+
+
+@pytest.mark.parametrize("mode", ["luffy", "math_verify"])
+def test_adversarial_answers_return_in_time(grading_pool: GradingPool, mode: str) -> None:
+    bound = grading_pool.timeout + KILL_GRACE_SECONDS + 30  # generous: the machine is shared
+    futures = {name: grading_pool.submit_grade(text, "5", mode) for name, text in ADVERSARIAL.items()}
+    for name, future in futures.items():
+        result = future.result(timeout=bound)
+        assert isinstance(result, Grade) and not result.correct, name
+        if result.timed_out:
+            assert result.decided_by == "timeout", name
+    assert grading_pool.submit_grade(r"\boxed{5}", "5", mode).result(timeout=60).correct  # still working
+
+
+def test_unresponsive_worker_is_killed_and_replaced() -> None:
+    with GradingPool(workers=1, timeout=1.0) as pool:
+        start = time.monotonic()
+        stuck = pool._schedule(_block_alarms_and_spin, (60.0,), lambda: "killed", lambda: "died")
+        assert stuck.result(timeout=30) == "killed"
+        assert time.monotonic() - start < 1.0 + KILL_GRACE_SECONDS + 10
+        after = pool.submit_grade(r"\boxed{\frac{1}{2}}", "0.5").result(timeout=60)
+        assert after.correct and not after.timed_out
+
+
+def test_batches_match_grade_and_survive_a_kill() -> None:
+    items = [(r"\boxed{42}", "42"), ("no box", "42"), (r"\boxed{\frac{1}{2}}", "0.5")]
+    expected = [grade(response, gold) for response, gold in items]
+    with GradingPool(workers=1, timeout=1.0) as pool:
+        assert pool.submit_batch(items).result(timeout=60) == expected
+        # A batch whose worker must be killed is graded again one item per task.
+        start = time.monotonic()
+        assert pool._batch(_block_alarms_and_spin_batch, items, "luffy").result(timeout=90) == expected
+        assert time.monotonic() - start >= len(items) * 1.0 + KILL_GRACE_SECONDS
+
+
+def test_dead_worker_is_replaced_and_memory_is_capped() -> None:
+    with GradingPool(workers=1, timeout=5.0) as pool:
+        assert pool._schedule(_die, (), lambda: "killed", lambda: "died").result(timeout=60) == "died"
+        with pytest.raises(MemoryError):
+            pool._schedule(_allocate, (WORKER_MEMORY_BYTES >> 30,), lambda: 0, lambda: 0).result(timeout=60)
+        assert pool.submit_grade(r"\boxed{3}", "3").result(timeout=60).correct
+
+
+def test_close_ends_unfinished_items() -> None:
+    """Nothing waits forever on a closed pool: queued items are cancelled, a running one fails."""
+    pool = GradingPool(workers=1, timeout=30.0)
+    futures = [pool._schedule(time.sleep, (20.0,), lambda: None, lambda: None) for _ in range(3)]
+    start = time.monotonic()
+    pool.close()
+    assert time.monotonic() - start < 15
+    assert all(future.done() for future in futures)
+    assert all(future.cancelled() or future.exception() is not None for future in futures)
+    assert sum(future.cancelled() for future in futures) >= 2
+
+
+def test_cancelled_waiting_item_is_dropped(grading_pool: GradingPool) -> None:
+    busy = [grading_pool._schedule(time.sleep, (1.0,), lambda: None, lambda: None) for _ in range(2)]
+    waiting = grading_pool.submit_grade(r"\boxed{1}", "1")
+    assert waiting.cancel()
+    assert [future.result(timeout=60) for future in busy] == [None, None]
+    assert grading_pool.submit_grade(r"\boxed{1}", "1").result(timeout=60).correct
+
+
+def test_timed_out_item_is_labelled(grading_pool: GradingPool) -> None:
+    result = grading_pool.submit_grade(ADVERSARIAL["100k characters"], "5", "math_verify").result(timeout=60)
+    assert result == Grade(correct=False, extracted="1+" * 50_000 + "1", decided_by="timeout", formatted=True,
+                           timed_out=True)
+
+
+def test_futures_work_with_asyncio(grading_pool: GradingPool) -> None:
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            asyncio.wrap_future(grading_pool.submit_grade(r"\boxed{2}", "2")),
+            asyncio.wrap_future(grading_pool.submit_vote(["1", r"\frac{2}{2}", "3", None])),
+        )
+
+    future = grading_pool.submit_grade(r"\boxed{2}", "2")
+    assert isinstance(future, concurrent.futures.Future)
+    graded, voted = asyncio.run(main())
+    assert graded.correct and voted == "1"  # type: ignore[attr-defined]
+
+
+def test_unknown_mode_and_closed_pool_are_clear_errors() -> None:
+    pool = GradingPool(workers=1, timeout=1.0)
+    with pytest.raises(ValueError, match="unknown grading mode"):
+        pool.submit_grade(r"\boxed{1}", "1", mode="nope")
+    pool.close()
+    pool.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.submit_grade(r"\boxed{1}", "1")
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        GradingPool(workers=1, timeout=0)

@@ -1,0 +1,36 @@
+"""Majority vote: equivalent answers count together; ties and grouping are deterministic."""
+
+from __future__ import annotations
+
+import pytest
+
+from luffy_math import GradingPool, majority_vote
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        (["1/3", "0.5", r"\frac{1}{2}", "1/3", r"\dfrac{1}{2}"], "0.5"),  # 3 halves beat 2 thirds
+        (["7", "8"], "7"),  # tie: first seen wins
+        (["8", "7"], "8"),
+        (["8", "7", "7"], "7"),
+        ([None, None], None),
+        ([], None),
+        ([None, "42", None], "42"),
+        ([r"90^\circ", "90", "45", "45"], r"90^\circ"),  # 2-2 tie, the 90s were seen first
+        (["142.0", "142", "141", "141", "141"], "141"),
+        ([r"\text{Evelyn}", "Evelyn", "Bob"], r"\text{Evelyn}"),
+    ],
+)
+def test_majority_vote(answers: list[str | None], expected: str | None) -> None:
+    assert majority_vote(answers) == expected
+
+
+def test_vote_is_order_stable() -> None:
+    answers = ["2", "3", r"\frac{4}{2}", "3"]
+    assert all(majority_vote(answers) == "2" for _ in range(3))
+
+
+def test_vote_in_pool(grading_pool: GradingPool) -> None:
+    assert grading_pool.submit_vote(["0.5", "1/3", r"\frac{1}{2}"]).result(timeout=60) == "0.5"
+    assert grading_pool.submit_vote([None]).result(timeout=60) is None
