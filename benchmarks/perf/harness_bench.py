@@ -1,13 +1,15 @@
 """Harness overhead: `python -m benchmarks run`'s code path versus a plain `LLM.generate` on the same prompts.
 
-Both sides use one engine (tiny checkpoint, CPU), the same token prompts and the same per-sample
-SamplingParams (seeded). The harness side is `benchmarks.runner.run` end to end: data loading, queuing,
-grading with both graders in luffy_math's pool (overlapping generation), the resumable JSONL, and the
-report (Markdown, JSON, PNG). Repeats are interleaved (plain, harness, plain, ...) and medians reported,
-since the machine is shared and noisy. Target: harness / plain <= 1.05.
+All sides use one engine (tiny checkpoint, CPU), the same token prompts and the same SamplingParams.
+"plain" is `LLM.generate`; "loop" is the harness's engine loop alone (every request queued at once, each
+output taken as it finishes); "harness" is `benchmarks.runner.run` end to end: data loading, the loop,
+grading with both graders in luffy_math's pool (overlapping generation), the resumable JSONL and the report
+(Markdown, JSON, PNG). Repeats are interleaved and medians reported, since the machine is shared and noisy.
+Target: harness / plain <= 1.05.
 
-    .venv/bin/python benchmarks/perf/harness_bench.py --model .cache/tiny-model-... \\
-        --data ../shared/benchmarks/luffy/valid.all.parquet --problems 64 --n 4 --max-tokens 256 --repeats 5
+    .venv/bin/python benchmarks/perf/harness_bench.py --model .cache/tiny-model-... \
+        --data ../shared/benchmarks/luffy/valid.all.parquet --problems 64 --n 4 --max-tokens 384 \
+        --template none --repeats 5
 """
 
 from __future__ import annotations

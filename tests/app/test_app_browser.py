@@ -25,7 +25,8 @@ WATCH_CHAT = """() => {
 def keep_screenshot(page: Page, tmp_path: Path, name: str) -> Path:
     """Save a screenshot in the test's tmp dir and copy it to artifacts/ (kept by CI)."""
     shot = tmp_path / name
-    page.screenshot(path=str(shot))  # the viewport holds the whole page; full_page re-lays it out
+    # The viewport holds the whole page; animations finished, so an opening block is shown open.
+    page.screenshot(path=str(shot), animations="disabled")
     (REPO / "artifacts").mkdir(exist_ok=True)
     shutil.copy(shot, REPO / "artifacts" / name)
     return shot

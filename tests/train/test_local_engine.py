@@ -17,7 +17,7 @@ from luffy_train.local_engine import LocalSettings, LocalTrainer, sequence_log_p
 
 # The tiny model answers 42 (sometimes 24); the demonstration teaches a different answer in its format.
 DEMO = "Let me add the numbers.\n</think>\n\nThe answer is $\\boxed{7}$."
-STEPS = 4
+STEPS = 5
 
 
 def write_data(path: Path) -> Path:
@@ -32,8 +32,19 @@ def write_data(path: Path) -> Path:
 def overrides(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
     return [f"actor_rollout_ref.model.path={model}", f"data.train_files={data}", f"trainer.default_local_dir={out}",
             "data.train_batch_size=2", "actor_rollout_ref.actor.ppo_mini_batch_size=2",
-            "actor_rollout_ref.rollout.n=4", "data.max_response_length=40", "actor_rollout_ref.actor.optim.lr=1e-4",
+            "actor_rollout_ref.rollout.n=4", "data.max_response_length=40", "actor_rollout_ref.actor.optim.lr=5e-4",
             f"luffy.local.max_steps={STEPS}", "luffy.local.device=cpu", *extra]
+
+
+def demonstration_logp(model_dir: Path, data: Path, out: Path) -> float:
+    """Mean token log-prob of the data's demonstrations under the checkpoint in ``model_dir``."""
+    settings = LocalSettings(model=str(model_dir), train_files=str(data), output_dir=out, prompts_per_step=2,
+                             mini_batch_prompts=2, n=4, n_off_policy=1, advantage="grpo", use_std=False,
+                             max_prompt_length=1024, max_response_length=40, temperature=1.0, lr=0.0, grad_clip=1.0,
+                             epochs=1, max_steps=None, save_every=0, device="cpu", seed=0, sft_only=False,
+                             loss=LossConfig())
+    trainer = LocalTrainer(settings, examples=read_examples(data))
+    return trainer.demonstration_log_likelihood(trainer.examples)
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +58,13 @@ def luffy_run(tiny_model_dir, tmp_path_factory):
     return out, data
 
 
-def test_luffy_steps_raise_the_demonstrations_log_likelihood(luffy_run):
-    out, _ = luffy_run
+def test_luffy_steps_raise_the_demonstrations_log_likelihood(luffy_run, tiny_model_dir):
+    out, data = luffy_run
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
-    logp = [r["demo_logp"] for r in rows]
-    assert logp[-1] > logp[0] + 0.3, logp
+    logp = [demonstration_logp(tiny_model_dir, data, out)] + [r["demo_logp"] for r in rows]
+    assert logp[-1] > logp[0] + 0.2, logp  # measured: about +0.5 over 5 steps
+    assert logp[-1] > logp[1], logp
     for r in rows:
         assert r["reward/off_policy"] == 1.0  # the demonstrations pass LUFFY's reward
         assert 0.0 <= r["reward/on_policy"] <= 1.0
@@ -68,14 +80,8 @@ def test_writes_a_plot_and_a_loadable_checkpoint(luffy_run):
     assert (ckpt / "model.safetensors").exists() and (ckpt / "tokenizer.json").exists()
     assert not list(out.glob(".checkpoint.tmp*"))
     # Reloaded from disk, the checkpoint scores the demonstrations as the last step logged.
-    settings = LocalSettings(model=str(ckpt), train_files=str(data), output_dir=out, prompts_per_step=2,
-                             mini_batch_prompts=2, n=4, n_off_policy=1, advantage="grpo", use_std=False,
-                             max_prompt_length=1024, max_response_length=40, temperature=1.0, lr=0.0, grad_clip=1.0,
-                             epochs=1, max_steps=None, save_every=0, device="cpu", seed=0, sft_only=False,
-                             loss=LossConfig())
-    reloaded = LocalTrainer(settings, examples=read_examples(data))
     last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    assert reloaded.demonstration_log_likelihood(reloaded.examples) == pytest.approx(last["demo_logp"], abs=1e-4)
+    assert demonstration_logp(ckpt, data, out) == pytest.approx(last["demo_logp"], abs=1e-4)
 
 
 def test_on_policy_grpo_baseline_runs_without_demonstrations(tiny_model_dir, tmp_path):
