@@ -24,13 +24,15 @@ from .errors import error_response
 from .math_extras import GRADE_MODES, MathExtras
 
 GUARDED_PREFIXES = ("/v1",)
+MAX_GRADE_ITEMS = 1024
+MAX_GRADE_CHARS = 200_000  # per response, answer or gold
 
 
 class GradeRequest(BaseModel):
     """Either whole ``responses`` (the last ``\\boxed{}`` is graded) or bare ``answers``."""
 
-    responses: list[str] | None = None
-    answers: list[str] | None = None
+    responses: list[str] | None = Field(None, max_length=MAX_GRADE_ITEMS)
+    answers: list[str] | None = Field(None, max_length=MAX_GRADE_ITEMS)
     gold: str | list[str] = Field(min_length=1)
     mode: str = "luffy"
 
@@ -40,6 +42,9 @@ class GradeRequest(BaseModel):
             raise ValueError("give exactly one of 'responses' or 'answers'")
         if self.mode not in GRADE_MODES:
             raise ValueError(f"'mode' must be one of {', '.join(GRADE_MODES)}")
+        golds = [self.gold] if isinstance(self.gold, str) else self.gold
+        if any(len(t) > MAX_GRADE_CHARS for t in [*(self.responses or self.answers or []), *golds]):
+            raise ValueError(f"each response, answer and gold must be at most {MAX_GRADE_CHARS} characters")
         return self
 
     def texts(self) -> list[str]:
@@ -106,8 +111,9 @@ class LuffyApp:
         async def grade(request: GradeRequest) -> dict:
             """Grade responses (or bare answers) against a gold; add the equivalence-aware majority."""
             texts = request.texts()
-            futures = [self.pool.submit_grade(t, request.gold, request.mode) for t in texts]
-            grades = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+            # One worker task per batch is cheaper than one per item; each item keeps its own time bound.
+            batch = self.pool.submit_batch([(t, request.gold) for t in texts], request.mode)
+            grades = await asyncio.wrap_future(batch)
             answers = [g.extracted for g in grades]
             majority = await asyncio.wrap_future(self.pool.submit_vote(answers)) if answers else None
             return {"object": "grade", "mode": request.mode, "grades": [asdict(g) for g in grades],

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 import uvicorn
+import uvloop
 
 from .registry import CHECKPOINTS, DEFAULT_MODEL, resolve
 
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"luffy-serve: error: {exc}", file=sys.stderr)
         sys.exit(2)
     try:
-        asyncio.run(serve(args))
+        uvloop.run(serve(args))  # the event loop vLLM's own server runs on
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # engine start-up failures: one line, not a traceback wall

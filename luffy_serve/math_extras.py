@@ -16,10 +16,10 @@ Streams get the per-choice fields on the chunk that carries that choice's ``fini
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import asdict
 from typing import Any
 
+import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from luffy_math import GradingPool, extract_answer, split_reasoning
@@ -29,6 +29,9 @@ from .errors import error_response
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 GRADE_MODES = ("luffy", "math_verify")
+# msgspec (a vLLM dependency) parses the per-token SSE chunks several times faster than json.
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
 
 
 def answer_of(text: str | None, *, split: bool) -> str | None:
@@ -78,8 +81,8 @@ class MathExtras:
             return
         body, receive = await _buffer_body(receive)
         try:
-            parsed = json.loads(body)
-        except ValueError:
+            parsed = _decode(body)
+        except msgspec.DecodeError:
             parsed = None
         if not isinstance(parsed, dict):  # vLLM answers malformed bodies itself
             await self.app(scope, receive, send)
@@ -178,8 +181,8 @@ class _JsonRewriter:
 
     async def _rewrite(self, raw: bytes) -> bytes:
         try:
-            payload = json.loads(raw)
-        except ValueError:
+            payload = _decode(raw)
+        except msgspec.DecodeError:
             return raw
         choices = payload.get("choices") or []
         texts, answers = [], []
@@ -194,7 +197,7 @@ class _JsonRewriter:
                 choice["grade"] = grade
         if self.request.wants_vote:
             payload["majority_answer"] = await self.extras.vote(answers)
-        return json.dumps(payload).encode()
+        return _encode(payload)
 
 
 class _StreamRewriter:
@@ -238,11 +241,11 @@ class _StreamRewriter:
         if data.strip() == b"[DONE]":
             prefix = b""
             if self.request.wants_vote and self.last_chunk is not None:
-                prefix = b"data: " + json.dumps(await self._vote_chunk()).encode() + b"\n\n"
+                prefix = b"data: " + _encode(await self._vote_chunk()) + b"\n\n"
             return prefix + event
         try:
-            chunk = json.loads(data)
-        except ValueError:
+            chunk = _decode(data)
+        except msgspec.DecodeError:
             return event
         if not isinstance(chunk, dict) or not chunk.get("choices"):
             return event
@@ -256,7 +259,7 @@ class _StreamRewriter:
                 if self.request.gold is not None:
                     choice["grade"] = await self.extras.grade(self.request, text)
         # Most chunks pass through as vLLM wrote them; only changed ones are serialized again.
-        return b"data: " + json.dumps(chunk).encode() if changed else event
+        return b"data: " + _encode(chunk) if changed else event
 
     def _take(self, choice: dict[str, Any]) -> bool:
         """Record a choice's delta text; add the ``reasoning_content`` alias. True if the choice changed."""

@@ -9,7 +9,9 @@ prints items/s, the speed-up and how many items ran out of time. A speed figure,
 grade_many's time includes starting its worker processes (about 1-3 s), as a caller pays it. On a machine
 that other people's processes saturate, Linux's autogroup scheduling gives this benchmark's processes one
 share together, however many there are, so no speed-up can show: "load" (the 1-minute load average at the
-end of a mode) says how busy the machine was. "seq cpu ms/item" is the CPU cost of one grade() call.
+end of a mode) says how busy the machine was, and "ceiling" is the speed-up that the same number of processes
+got on a pure CPU loop just before the mode ran (2.0 on 2 idle cores). "seq cpu ms/item" is the CPU cost of
+one grade() call.
 """
 
 from __future__ import annotations
@@ -45,6 +47,31 @@ class Result:
     pool_timeouts: int
     labels_agree: bool
     load_average: float
+    ceiling: float  # speed-up a pure CPU loop got from the same number of processes, just before
+
+
+def _burn(iterations: int) -> int:
+    total = 0
+    for i in range(iterations):
+        total += i * i
+    return total
+
+
+def parallel_ceiling(workers: int, iterations: int = 10_000_000) -> float:
+    """Speed-up that ``workers`` processes get on a pure CPU loop right now: what the machine lets us have."""
+    import concurrent.futures
+    import multiprocessing
+
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_burn, [1] * workers))  # start the processes first
+        start = time.perf_counter()
+        for _ in range(workers):
+            _burn(iterations)
+        alone = time.perf_counter() - start
+        start = time.perf_counter()
+        list(pool.map(_burn, [iterations] * workers))
+        together = time.perf_counter() - start
+    return round(alone / together, 2)
 
 
 def respond(variant: str, gold: str, other_gold: str) -> str:
@@ -77,6 +104,7 @@ def run(mode: str, items: list[tuple[str, str]], workers: int, timeout: float, r
 
     from luffy_math import grade, grade_many
 
+    ceiling = parallel_ceiling(workers)
     sequential: list = []
     pooled: list = []
     sequential_s = pool_s = sequential_cpu = 0.0
@@ -98,7 +126,7 @@ def run(mode: str, items: list[tuple[str, str]], workers: int, timeout: float, r
         sequential_cpu_ms_per_item=round(sequential_cpu / len(items) * 1e3, 2),
         sequential_timeouts=sum(g.timed_out for g in sequential), pool_timeouts=sum(g.timed_out for g in pooled),
         labels_agree=[g.correct for g in sequential] == [g.correct for g in pooled],
-        load_average=round(os.getloadavg()[0], 1),
+        load_average=round(os.getloadavg()[0], 1), ceiling=ceiling,
     )
 
 
@@ -156,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r.mode:<12}{r.items:>7}{r.sequential_s:>8}{r.sequential_items_per_s:>10}{r.pool_s:>8}"
               f"{r.pool_items_per_s:>11}{r.speedup:>9}"
               f"{r.sequential_cpu_ms_per_item:>17}"
-              f"{f'{r.sequential_timeouts}/{r.pool_timeouts}':>19}{str(r.labels_agree):>14}{r.load_average:>6}")
+              f"{f'{r.sequential_timeouts}/{r.pool_timeouts}':>19}{str(r.labels_agree):>14}{r.load_average:>6}"
+              f"{r.ceiling:>9}")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=1) + "\n")
     if args.plot:

@@ -86,6 +86,10 @@ def main() -> None:
         model = str(build(work / "tiny"))
     common = ["--model", model, "--max-model-len", "1024", "--served-model-name", "bench",
               "--disable-uvicorn-access-log", "--reasoning-parser", "deepseek_r1"]
+    from luffy_serve.cli import _on_cpu
+
+    if _on_cpu():  # luffy-serve turns chunked prefill off on the CPU; give the raw server the same engine
+        common.append("--no-enable-chunked-prefill")
     servers = {
         "vllm": (8101, [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--port", "8101", *common]),
         "luffy": (8102, [sys.executable, "-m", "luffy_serve", "--port", "8102", *common]),

@@ -155,6 +155,8 @@ def test_grade_route(luffy_server):
         ({"responses": ["x"]}, 400, "gold"),
         ({"responses": ["x"], "answers": ["y"], "gold": "1"}, 400, None),
         ({"answers": ["1"], "gold": "1", "mode": "magic"}, 400, None),
+        ({"answers": ["1"] * 1025, "gold": "1"}, 400, "answers"),
+        ({"responses": ["x" * 200_001], "gold": "1"}, 400, None),
     ],
 )
 def test_grade_route_rejects_bad_input(luffy_server, body, status, param):
