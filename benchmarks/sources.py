@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from benchmarks.problems import HarnessError, Problem
+from benchmarks.store import parse_jsonl
 from benchmarks.tasks import BENCHMARKS, BY_LUFFY_SOURCE
 
 
@@ -19,15 +19,7 @@ def read_table(path: Path) -> list[dict[str, Any]]:
 
         return pd.read_parquet(path).to_dict("records")
     if path.suffix in (".jsonl", ".json"):
-        rows = []
-        with path.open() as f:
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise HarnessError(f"--data {path}:{lineno}: not JSON ({e.msg})") from e
-        return rows
+        return parse_jsonl(path.read_text(), f"--data {path}")
     raise HarnessError(f"--data {path}: expected a .parquet or .jsonl file")
 
 

@@ -34,13 +34,18 @@ def read_jsonl(path: Path, repair: bool = False) -> list[dict[str, Any]]:
     if repair and len(complete) != len(data):
         with path.open("r+b") as f:
             f.truncate(len(complete))
+    return parse_jsonl(complete.decode(), str(path))
+
+
+def parse_jsonl(text: str, where: str) -> list[dict[str, Any]]:
+    """The JSON records of a JSONL text; a bad line is a one-line error naming ``where:line``."""
     records = []
-    for lineno, line in enumerate(complete.decode().splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as e:
-                raise HarnessError(f"{path}:{lineno}: not a JSON record ({e.msg})") from e
+                raise HarnessError(f"{where}:{lineno}: not a JSON record ({e.msg})") from e
     return records
 
 

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
+from processes import free_port, launch, stop
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_LUFFY = REPO.parent / "shared" / "benchmarks" / "luffy"
@@ -25,12 +24,6 @@ API_KEY = "test-key"
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -75,38 +68,18 @@ class Server:
 def start_server(model_dir: Path, log_path: Path, extra_args: list[str] | None = None, api_key: str = API_KEY,
                  timeout: float = 600) -> Server:
     """Start ``luffy-serve`` on a free port and wait until /health answers 200."""
-    import httpx
-
     port = free_port()
     cmd = [sys.executable, "-m", "luffy_serve", "--model", str(model_dir), "--host", "127.0.0.1",
            "--port", str(port), "--api-key", api_key, "--served-model-name", "tiny",
            "--max-model-len", "1024", *(extra_args or [])]
-    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    server = Server(f"http://127.0.0.1:{port}", api_key, "tiny", proc, log_path, set())
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"luffy-serve exited with {proc.returncode}:\n{server.log()[-5000:]}")
-        try:
-            status = httpx.get(f"{server.base_url}/health", timeout=2).status_code
-        except httpx.HTTPError:
-            status = 0
-        if status == 200:
-            return server
-        server.statuses_while_starting.add(status)
-        time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError(f"luffy-serve did not become healthy in {timeout}s:\n{server.log()[-5000:]}")
+    base_url = f"http://127.0.0.1:{port}"
+    seen: set[int] = set()
+    proc = launch(cmd, f"{base_url}/health", log_path, timeout, seen=seen)
+    return Server(base_url, api_key, "tiny", proc, log_path, seen)
 
 
 def stop_server(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    stop(server.process)
 
 
 @pytest.fixture(scope="session")

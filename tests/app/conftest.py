@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+from processes import free_port, launch, stop
 
-REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (scripts/setup.sh test); never `playwright install`
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-
-
-def unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -38,35 +29,17 @@ class DemoProcess:
 
 def start_demo(base_url: str, log_path: Path, api_key: str | None = None, timeout: float = 120) -> DemoProcess:
     """Run ``python -m app`` on a free port, as a user would, and wait until the page answers."""
-    port = unused_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "app", "--base-url", base_url, "--port", str(port), "--max-tokens", "256"]
     if api_key:
         cmd += ["--api-key", api_key]
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
-    demo = DemoProcess(f"http://127.0.0.1:{port}/", proc, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"python -m app exited with {proc.returncode}:\n{demo.log()[-3000:]}")
-        try:
-            if httpx.get(demo.url, timeout=2).status_code == 200:
-                return demo
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError(f"python -m app did not answer in {timeout}s:\n{demo.log()[-3000:]}")
+    url = f"http://127.0.0.1:{port}/"
+    return DemoProcess(url, launch(cmd, url, log_path, timeout, env=env), log_path)
 
 
 def stop_demo(demo: DemoProcess) -> None:
-    demo.process.terminate()
-    try:
-        demo.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        demo.process.kill()
-        demo.process.wait()
+    stop(demo.process, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +53,7 @@ def demo(luffy_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dem
 @pytest.fixture(scope="module")
 def dead_url() -> str:
     """An endpoint URL where nothing listens."""
-    return f"http://127.0.0.1:{unused_port()}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture(scope="module")
