@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=positive_int, default=64, help="openai backend: requests in flight")
     run.add_argument("--max-retries", type=int, default=5, help="openai backend: retries on 5xx/timeouts")
     run.add_argument("--request-timeout", type=float, default=3600.0, help="openai backend: seconds per request")
-    run.add_argument("--grading-workers", type=positive_int, help="luffy_math grading processes")
+    run.add_argument("--grading-workers", type=positive_int,
+                     help="luffy_math grading processes beside generation (default: a quarter of the cores, >= 1)")
     run.add_argument("--no-progress", action="store_true")
 
     score = sub.add_parser("score", help="(re)grade stored generations, then write the report")

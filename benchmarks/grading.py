@@ -21,9 +21,8 @@ def graded_text(response: str) -> str:
 
 
 def submit_all(pool: GradingPool, response: str, gold: str | list[str]) -> dict[str, Future[Grade]]:
-    """One future per grader for one sample."""
-    text = graded_text(response)
-    return {mode: pool.submit_grade(text, gold, mode) for mode in GRADERS}
+    """One future per grader for one sample (one worker task for both)."""
+    return pool.submit_modes(graded_text(response), gold, GRADERS)
 
 
 def collect(futures: dict[str, Future[Grade]]) -> dict[str, dict[str, Any] | None]:

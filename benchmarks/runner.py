@@ -21,6 +21,18 @@ from benchmarks.sources import load_problems
 from benchmarks.store import SampleStore
 from benchmarks.tasks import BENCHMARKS
 
+# Grading workers run at this lower priority: they take the CPU time generation leaves (a vLLM engine's
+# scheduler and detokenizer run on the CPU too, even beside a GPU) and catch up when it ends.
+GRADING_NICE = 10
+
+
+def default_grading_workers() -> int:
+    """A quarter of the cores, at least one: grading a sample costs milliseconds against the seconds it takes
+    to generate, so a few processes keep pace, and more would only take CPU from the engine (and split the
+    cache of verdicts that the samples of one problem share)."""
+    from luffy_math.pool import default_workers
+
+    return max(1, default_workers() // 4)
 
 @dataclass
 class RunOptions:
@@ -155,7 +167,8 @@ def run(options: RunOptions, make_sampler: Callable[[], Sampler]) -> str:
             print(f"{len(pending)} of {total} samples to generate ({total - len(pending)} already in {store.path})",
                   file=sys.stderr)
             # The pool first: its workers start (and import their grader) while the engine loads.
-            with GradingPool(workers=options.grading_workers) as pool:
+            workers = options.grading_workers or default_grading_workers()
+            with GradingPool(workers=workers, nice=GRADING_NICE) as pool:
                 pool.submit_vote([])  # starts the workers now
                 sampler = make_sampler()
                 bar = tqdm(total=len(pending), desc="samples", unit="sample", disable=not options.progress)

@@ -15,9 +15,9 @@ def read_table(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise HarnessError(f"--data {path}: no such file")
     if path.suffix == ".parquet":
-        import pandas as pd
+        import pyarrow.parquet as pq
 
-        return pd.read_parquet(path).to_dict("records")
+        return pq.read_table(path).to_pylist()
     if path.suffix in (".jsonl", ".json"):
         return parse_jsonl(path.read_text(), f"--data {path}")
     raise HarnessError(f"--data {path}: expected a .parquet or .jsonl file")

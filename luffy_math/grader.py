@@ -163,8 +163,25 @@ def _math_verify_step(given: str, gold: str) -> bool:
         return False
 
 
+# Answers up to this length are remembered with their verdicts: the samples of one problem mostly box the same
+# few answers, and the sympy and Math-Verify steps cost milliseconds each.
+MEMO_MAX_CHARS = 512
+
+
 def luffy_match(given: str, gold: str) -> str | None:
     """Name of the first LUFFY step that accepts ``given`` for ``gold`` (both bare answers), else None."""
+    if len(given) + len(gold) <= MEMO_MAX_CHARS:
+        return _remembered_luffy_match(given, gold)
+    return _luffy_match(given, gold)
+
+
+@functools.lru_cache(maxsize=8192)
+def _remembered_luffy_match(given: str, gold: str) -> str | None:
+    """A time limit passing inside raises past the cache, so only finished verdicts are remembered."""
+    return _luffy_match(given, gold)
+
+
+def _luffy_match(given: str, gold: str) -> str | None:
     if "\\boxed" in gold:
         boxed_gold = last_boxed(gold, allow_fbox=False)
         if boxed_gold is None:
@@ -222,6 +239,14 @@ def crashed_grade(response: str, mode: str) -> Grade:
     """The label of an item whose worker process died under it (out of memory, a crash in C)."""
     answer = last_boxed(response, allow_fbox=mode == "math_verify")
     return Grade(correct=False, extracted=answer, decided_by="worker_died", formatted=answer is not None)
+
+
+def grading_key(response: str, gold: str | list[str], mode: str) -> tuple[str | None, tuple[str, ...]]:
+    """Everything a label depends on: items with equal keys get equal Grades, so bulk grading grades each
+    key once. In "luffy" mode that is the last boxed answer (the rest of the response is never read); in
+    "math_verify" mode, the whole response."""
+    answer = last_boxed(response, allow_fbox=False) if mode == "luffy" else response
+    return answer, tuple(_golds(gold))
 
 
 def grade(response: str, gold: str | list[str], mode: GradeMode = "luffy", timeout: float | None = 10.0) -> Grade:

@@ -9,9 +9,11 @@ fork from a warmed-up fork server, never from the parent, which may run threads 
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import multiprocessing
 import multiprocessing.context
+import operator
 import os
 import threading
 from collections.abc import Iterable, Sequence
@@ -19,13 +21,16 @@ from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
-from luffy_math.grader import Grade, check_mode, crashed_grade, grade, timed_out_grade
+from luffy_math.grader import MODES, Grade, check_mode, crashed_grade, grade, grading_key, timed_out_grade
 from luffy_math.vote import majority_vote
 
 # Extra seconds after an item's own (signal) timeout before its worker is killed.
 KILL_GRACE_SECONDS = 2.0
 # Most items one worker task grades in grade_many (see batch_size).
 MAX_BATCH = 32
+# grade_many keeps its workers this long after a call, so that the next call finds them started and their
+# caches warm (joblib's loky executor keeps workers for the same reason).
+SHARED_POOL_IDLE_SECONDS = 120.0
 # Address-space cap per worker: a runaway sympy expression gets a MemoryError instead of eating the machine.
 WORKER_MEMORY_BYTES = 4 << 30
 
@@ -49,10 +54,13 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     return context
 
 
-def _start_worker() -> None:
-    """Cap the worker's memory; import (and so warm up) the grader where the fork server did not."""
+def _start_worker(nice: int) -> None:
+    """Cap the worker's memory, lower its priority by ``nice``; import (and so warm up) the grader where the
+    fork server did not."""
     import resource
 
+    if nice:
+        os.nice(nice)
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = WORKER_MEMORY_BYTES if hard == resource.RLIM_INFINITY else min(WORKER_MEMORY_BYTES, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
@@ -63,8 +71,12 @@ def _grade_in_worker(response: str, gold: str | list[str], mode: str, timeout: f
     return grade(response, gold, mode=mode, timeout=timeout)  # type: ignore[arg-type]
 
 
-def _grade_batch_in_worker(items: list[tuple[str, str | list[str]]], mode: str, timeout: float) -> list[Grade]:
-    return [grade(response, gold, mode=mode, timeout=timeout) for response, gold in items]  # type: ignore[arg-type]
+Item = tuple[str, "str | list[str]"]  # (response, gold)
+Job = tuple[str, "str | list[str]", str]  # (response, gold, mode)
+
+
+def _grade_jobs_in_worker(jobs: list[Job], timeout: float) -> list[Grade]:
+    return [grade(response, gold, mode=mode, timeout=timeout) for response, gold, mode in jobs]  # type: ignore[arg-type]
 
 
 def _when_all_done(parts: list[concurrent.futures.Future], outer: concurrent.futures.Future) -> None:
@@ -90,6 +102,38 @@ def _when_all_done(parts: list[concurrent.futures.Future], outer: concurrent.fut
         part.add_done_callback(one_done)
 
 
+def _mapped(inner: concurrent.futures.Future, func: Any) -> concurrent.futures.Future:
+    """A future of ``func(inner.result())``; cancelling it cancels ``inner``."""
+    outer: concurrent.futures.Future = concurrent.futures.Future()
+
+    def finish(done: concurrent.futures.Future) -> None:
+        if done.cancelled():
+            outer.cancel()
+        elif done.exception() is not None:
+            outer.set_exception(done.exception())
+        elif outer.set_running_or_notify_cancel():
+            outer.set_result(func(done.result()))
+
+    inner.add_done_callback(finish)
+    outer.add_done_callback(lambda mine: inner.cancel() if mine.cancelled() else None)
+    return outer
+
+
+def distinct_items(items: Sequence[Item], mode: str) -> tuple[list[Item], list[int]]:
+    """The items that need grading, one per :func:`~luffy_math.grader.grading_key`, and for each input item
+    the position of the one whose Grade it shares. Samples of one problem often box the same answer: in
+    "luffy" mode they are graded once."""
+    first: dict[tuple[str | None, tuple[str, ...]], int] = {}
+    unique: list[Item] = []
+    where: list[int] = []
+    for response, gold in items:
+        position = first.setdefault(grading_key(response, gold, mode), len(unique))
+        if position == len(unique):
+            unique.append((response, gold))
+        where.append(position)
+    return unique, where
+
+
 def _vote_fallback(answers: list[str | None]) -> str | None:
     """Exact-string majority (first seen wins ties), for a vote that ran out of time."""
     counts: dict[str, int] = {}
@@ -102,12 +146,17 @@ def _vote_fallback(answers: list[str | None]) -> str | None:
 class GradingPool:
     """Long-lived grading workers for servers and the harness; use as a context manager or call close()."""
 
-    def __init__(self, workers: int | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, workers: int | None = None, timeout: float = 10.0, nice: int = 0) -> None:
+        """``nice`` > 0 runs the workers at a lower CPU priority: grading beside an engine on the same cores
+        (the harness, the server) then takes only the time the engine leaves, instead of slowing it."""
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
+        if not 0 <= nice <= 19:
+            raise ValueError(f"nice must be between 0 and 19, got {nice}")
         self.workers = workers or default_workers()
         self.timeout = timeout
-        self._pool = ProcessPool(max_workers=self.workers, initializer=_start_worker, context=_worker_context())
+        self._pool = ProcessPool(max_workers=self.workers, initializer=_start_worker, initargs=(nice,),
+                                 context=_worker_context())
         self._lock = threading.Lock()
         self._closed = False
         self._unfinished: set[concurrent.futures.Future] = set()
@@ -156,21 +205,32 @@ class GradingPool:
         return self._schedule(_grade_in_worker, (response, gold, mode, self.timeout),
                               lambda: timed_out_grade(response, mode), lambda: crashed_grade(response, mode))
 
-    def submit_batch(self, items: Sequence[tuple[str, str | list[str]]], mode: str = "luffy"
-                     ) -> concurrent.futures.Future:
+    def submit_batch(self, items: Sequence[Item], mode: str = "luffy") -> concurrent.futures.Future:
         """Future of the Grades of several items graded in one worker task, which saves the per-task cost.
 
         Each item keeps its own signal deadline inside the worker. If the batch's worker has to be killed or
-        dies, its items are graded again one task each, so every item still gets its own hard bound.
+        dies, its items are graded again one task each, so every item still gets its own hard bound. Items
+        that share a grading key are graded once (see :func:`distinct_items`).
         """
         check_mode(mode)
-        return self._batch(_grade_batch_in_worker, list(items), mode)
+        unique, where = distinct_items(items, mode)
+        return _mapped(self._jobs(_grade_jobs_in_worker, [(response, gold, mode) for response, gold in unique]),
+                       lambda grades: [grades[position] for position in where])
 
-    def _batch(self, func: Any, items: list[tuple[str, str | list[str]]], mode: str) -> concurrent.futures.Future:
-        """``func(items, mode, timeout)`` in one worker task, falling back to one task per item on a kill."""
+    def submit_modes(self, response: str, gold: str | list[str], modes: Sequence[str] = MODES
+                     ) -> dict[str, concurrent.futures.Future]:
+        """Futures of one response's Grade in each of ``modes``, graded in one worker task: the task cost is
+        paid once, and what the modes share (Math-Verify's parse of the gold) is computed once. Cancelling
+        one of the futures cancels the task."""
+        for mode in modes:
+            check_mode(mode)
+        task = self._jobs(_grade_jobs_in_worker, [(response, gold, mode) for mode in modes])
+        return {mode: _mapped(task, operator.itemgetter(index)) for index, mode in enumerate(modes)}
+
+    def _jobs(self, func: Any, jobs: list[Job]) -> concurrent.futures.Future:
+        """``func(jobs, timeout)`` in one worker task, falling back to one task per job on a kill."""
         failed = object()
-        batch = self._schedule(func, (items, mode, self.timeout), lambda: failed, lambda: failed,
-                               items=len(items))
+        batch = self._schedule(func, (jobs, self.timeout), lambda: failed, lambda: failed, items=len(jobs))
         outer: concurrent.futures.Future = concurrent.futures.Future()
 
         def finish(done: concurrent.futures.Future) -> None:
@@ -182,13 +242,14 @@ class GradingPool:
                 outer.set_result(done.result())
             else:
                 try:
-                    singles = [self.submit_grade(response, gold, mode) for response, gold in items]
+                    singles = [self.submit_grade(response, gold, mode) for response, gold, mode in jobs]
                 except RuntimeError as exc:  # closed meanwhile
                     outer.set_exception(exc)
                     return
                 _when_all_done(singles, outer)
 
         batch.add_done_callback(finish)
+        outer.add_done_callback(lambda mine: batch.cancel() if mine.cancelled() else None)
         return outer
 
     def submit_vote(self, answers: list[str | None]) -> concurrent.futures.Future:
@@ -224,24 +285,108 @@ def batch_size(items: int, workers: int) -> int:
     return max(1, min(MAX_BATCH, items // (workers * 8)))
 
 
+class _SharedPool:
+    """The GradingPool that grade_many calls share: started on first use, kept while calls keep coming, closed
+    after ``SHARED_POOL_IDLE_SECONDS`` idle and at exit. A call asking for other workers or another timeout
+    gets a new pool."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: GradingPool | None = None
+        self._users = 0
+        self._idle_timer: threading.Timer | None = None
+        atexit.register(self.close)
+
+    def acquire(self, workers: int, timeout: float) -> GradingPool:
+        with self._lock:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+            pool = self._pool
+            if pool is None or (self._users == 0 and (pool.workers, pool.timeout) != (workers, timeout)):
+                if pool is not None:
+                    pool.close()
+                pool = self._pool = GradingPool(workers=workers, timeout=timeout)
+            elif (pool.workers, pool.timeout) != (workers, timeout):  # in use by another thread: a pool of its own
+                return GradingPool(workers=workers, timeout=timeout)
+            self._users += 1
+            return pool
+
+    def release(self, pool: GradingPool) -> None:
+        with self._lock:
+            if pool is not self._pool:
+                pool.close()
+                return
+            self._users -= 1
+            if self._users == 0:
+                self._idle_timer = threading.Timer(SHARED_POOL_IDLE_SECONDS, self.close)
+                self._idle_timer.daemon = True
+                self._idle_timer.start()
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+        if pool is not None:
+            pool.close()
+
+
+_shared = _SharedPool()
+
+
+def _forget_shared_pool_in_child() -> None:
+    """A forked child has none of the parent's pool threads: it starts a pool of its own when it needs one."""
+    global _shared
+    _shared = _SharedPool()
+
+
+os.register_at_fork(after_in_child=_forget_shared_pool_in_child)
+
+
+def close_shared_pool() -> None:
+    """Stop grade_many's workers now instead of after their idle time."""
+    _shared.close()
+
+
 def grade_many(items: Iterable[tuple[str, str | list[str]]], mode: str = "luffy", workers: int | None = None,
                timeout: float = 10.0, progress: bool = True) -> list[Grade]:
-    """Grade (response, gold) pairs in parallel worker processes, in input order, with a progress bar."""
+    """Grade (response, gold) pairs in parallel worker processes, in input order, with a progress bar.
+
+    Each distinct grading key is graded once (see :func:`distinct_items`); batches go out grouped by gold,
+    so that a worker's caches serve the answers to one problem together. The workers stay up for
+    ``SHARED_POOL_IDLE_SECONDS`` after the call, warm for the next one (:func:`close_shared_pool` stops them).
+    """
     from tqdm import tqdm
 
     check_mode(mode)
+    if timeout <= 0:
+        raise ValueError(f"timeout must be positive, got {timeout}")
     items = list(items)
     if not items:
         return []
-    with GradingPool(workers=min(workers or default_workers(), len(items)), timeout=timeout) as pool:
-        size = batch_size(len(items), pool.workers)
-        batches = {pool.submit_batch(items[start : start + size], mode): start
-                   for start in range(0, len(items), size)}
-        grades: list[Grade | None] = [None] * len(items)
-        with tqdm(total=len(items), desc=f"grading ({mode})", unit="item", disable=not progress) as bar:
-            for done in concurrent.futures.as_completed(batches):
-                start = batches[done]
-                batch = done.result()
-                grades[start : start + len(batch)] = batch
-                bar.update(len(batch))
-    return grades  # type: ignore[return-value]
+    unique, where = distinct_items(items, mode)
+    order = sorted(range(len(unique)), key=lambda position: str(unique[position][1]))
+    shares = [0] * len(unique)
+    for position in where:
+        shares[position] += 1
+    graded: list[Grade | None] = [None] * len(unique)
+    pool = _shared.acquire(workers or default_workers(), timeout)
+    try:
+        size = batch_size(len(unique), pool.workers)
+        batches = {pool._jobs(_grade_jobs_in_worker, [(*unique[p], mode) for p in order[start : start + size]]):
+                   order[start : start + size] for start in range(0, len(order), size)}
+        try:
+            with tqdm(total=len(items), desc=f"grading ({mode})", unit="item", disable=not progress) as bar:
+                for done in concurrent.futures.as_completed(batches):
+                    positions = batches[done]
+                    for position, result in zip(positions, done.result(), strict=True):
+                        graded[position] = result
+                    bar.update(sum(shares[position] for position in positions))
+        finally:  # interrupted (Ctrl-C): leave no queued work behind in the shared workers
+            for batch in batches:
+                batch.cancel()
+    finally:
+        _shared.release(pool)
+    return [graded[position] for position in where]  # type: ignore[misc]

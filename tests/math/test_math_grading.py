@@ -74,3 +74,19 @@ def test_boxed_gold_is_unboxed_first() -> None:
 def test_unknown_mode_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown grading mode 'exact'"):
         grade(r"\boxed{1}", "1", mode="exact")  # type: ignore[arg-type]
+
+
+def test_remembered_verdicts_are_reused_but_a_timeout_is_not() -> None:
+    from luffy_math.grader import _remembered_luffy_match
+
+    _remembered_luffy_match.cache_clear()
+    response, gold = r"\boxed{\frac{1}{\sqrt{2}}}", r"\frac{\sqrt{2}}{2}"
+    assert grade(response, gold, timeout=1e-4).timed_out  # the sympy step needs milliseconds
+    assert _remembered_luffy_match.cache_info().currsize == 0
+    first = grade(response, gold)
+    assert first.correct and first.decided_by == "sympy"
+    assert grade("other words, same box: " + response, gold) == first
+    assert _remembered_luffy_match.cache_info().hits == 1
+    long_answer = "1+" * 300 + "1"  # too long to be remembered
+    grade(rf"\boxed{{{long_answer}}}", "601")
+    assert _remembered_luffy_match.cache_info().currsize == 1

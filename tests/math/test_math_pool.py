@@ -11,7 +11,8 @@ import time
 import pytest
 
 from luffy_math import Grade, GradingPool, grade, grade_many
-from luffy_math.pool import KILL_GRACE_SECONDS, WORKER_MEMORY_BYTES
+from luffy_math import pool as pool_module
+from luffy_math.pool import KILL_GRACE_SECONDS, WORKER_MEMORY_BYTES, close_shared_pool, distinct_items
 
 ADVERSARIAL = {
     "deep nesting": "\\boxed{" + "{" * 5000 + "1" + "}" * 5000 + "}",
@@ -34,7 +35,7 @@ def _block_alarms_and_spin(seconds: float) -> str:
     return "finished"
 
 
-def _block_alarms_and_spin_batch(items: list[tuple[str, str]], mode: str, timeout: float) -> list[Grade]:
+def _block_alarms_and_spin_batch(jobs: list[tuple[str, str, str]], timeout: float) -> list[Grade]:
     _block_alarms_and_spin(60.0)
     return []
 
@@ -54,6 +55,64 @@ def test_grade_many_matches_grade_in_order(grading_pool: GradingPool) -> None:
     futures = [grading_pool.submit_grade(response, gold, "math_verify") for response, gold in items]
     assert [f.result(timeout=60) for f in futures] == [grade(r, g, mode="math_verify") for r, g in items]
     assert grade_many([], progress=False) == []
+
+
+REPEATS = [
+    ("Work. So $\\boxed{42}$.", "42"),
+    ("Other work, same box: \\boxed{42}", "42"),
+    ("\\boxed{41} wait, no: \\boxed{42}", "42"),
+    ("no box at all", "42"),
+    ("also no box, 42", "42"),
+    ("\\fbox{42}", "42"),
+    ("Work. So $\\boxed{42}$.", "42"),
+    ("Work. So $\\boxed{42}$.", ["41", "42"]),
+    ("\\boxed{7}", "7"),
+]
+
+
+def test_distinct_items_key_on_what_the_mode_reads() -> None:
+    # "luffy" reads only the last box (an \fbox is no box to it); "math_verify" reads the whole response.
+    unique, where = distinct_items(REPEATS, "luffy")
+    assert where == [0, 0, 0, 1, 1, 1, 0, 2, 3]
+    assert unique == [REPEATS[0], REPEATS[3], REPEATS[7], REPEATS[8]]
+    unique, where = distinct_items(REPEATS, "math_verify")
+    assert where == [0, 1, 2, 3, 4, 5, 0, 6, 7]
+    assert len(unique) == 8
+
+
+@pytest.mark.parametrize("mode", ["luffy", "math_verify"])
+def test_repeated_items_are_graded_once_with_each_grade_in_place(grading_pool: GradingPool, mode: str) -> None:
+    expected = [grade(response, gold, mode=mode) for response, gold in REPEATS]
+    assert grade_many(REPEATS, mode=mode, workers=2, progress=False) == expected
+    assert grading_pool.submit_batch(REPEATS, mode).result(timeout=60) == expected
+    # math_verify reads the whole text: two items of one luffy key ("no box") get different labels there
+    if mode == "math_verify":
+        assert expected[4].correct and not expected[3].correct
+
+
+def test_submit_modes_grades_one_response_in_each_mode(grading_pool: GradingPool) -> None:
+    response = "So the answer is 42."  # no box: wrong for luffy, right for math_verify
+    futures = grading_pool.submit_modes(response, "42", ["luffy", "math_verify"])
+    grades = {mode: future.result(timeout=60) for mode, future in futures.items()}
+    assert grades == {mode: grade(response, "42", mode=mode) for mode in ("luffy", "math_verify")}
+    assert not grades["luffy"].correct and grades["math_verify"].correct
+    with pytest.raises(ValueError, match="unknown grading mode"):
+        grading_pool.submit_modes(response, "42", ["luffy", "nope"])
+
+
+def test_grade_many_keeps_its_workers_warm_between_calls() -> None:
+    items = [(r"\boxed{42}", "42"), (r"\boxed{41}", "42")]
+    close_shared_pool()
+    first = grade_many(items, workers=2, progress=False)
+    pool = pool_module._shared._pool
+    assert pool is not None and first[0].correct and not first[1].correct
+    assert grade_many(items, workers=2, progress=False) == first
+    assert pool_module._shared._pool is pool  # the same workers served the second call
+    grade_many(items, workers=2, timeout=5.0, progress=False)
+    assert pool_module._shared._pool is not pool  # another timeout: a pool of its own
+    assert pool._closed
+    close_shared_pool()
+    assert pool_module._shared._pool is None
 
 
 def test_grade_many_rejects_unknown_mode() -> None:
@@ -90,7 +149,7 @@ def test_batches_match_grade_and_survive_a_kill() -> None:
         assert pool.submit_batch(items).result(timeout=60) == expected
         # A batch whose worker must be killed is graded again one item per task.
         start = time.monotonic()
-        assert pool._batch(_block_alarms_and_spin_batch, items, "luffy").result(timeout=90) == expected
+        assert pool._jobs(_block_alarms_and_spin_batch, [(*item, "luffy") for item in items]).result(timeout=90) == expected
         assert time.monotonic() - start >= len(items) * 1.0 + KILL_GRACE_SECONDS
 
 
