@@ -10,6 +10,7 @@ fork from a warmed-up fork server, never from the parent, which may run threads 
 from __future__ import annotations
 
 import atexit
+import collections
 import concurrent.futures
 import multiprocessing
 import multiprocessing.context
@@ -21,7 +22,16 @@ from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
-from luffy_math.grader import MODES, Grade, check_mode, crashed_grade, grade, grading_key, timed_out_grade
+from luffy_math.grader import (
+    MEMO_MAX_CHARS,
+    MODES,
+    Grade,
+    check_mode,
+    crashed_grade,
+    grade,
+    grading_key,
+    timed_out_grade,
+)
 from luffy_math.vote import majority_vote
 
 # Extra seconds after an item's own (signal) timeout before its worker is killed.
@@ -345,6 +355,46 @@ def _forget_shared_pool_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_shared_pool_in_child)
 
 
+class _RememberedVerdicts:
+    """The "luffy" Grades grade_many's workers sent back, by grading key (short answers only, as grade()'s
+    own memo): a later call answers a known (boxed answer, gold) here instead of sending it to a worker,
+    as a loop over grade() in one process would find it in that memo."""
+
+    def __init__(self, size: int = 8192) -> None:
+        self._lock = threading.Lock()
+        self._grades: collections.OrderedDict[tuple, Grade] = collections.OrderedDict()
+        self._size = size
+
+    @staticmethod
+    def key(response: str, gold: str | list[str], mode: str) -> tuple | None:
+        if mode != "luffy":
+            return None
+        answer, golds = grading_key(response, gold, mode)
+        return (answer, golds) if len(answer or "") + sum(map(len, golds)) <= MEMO_MAX_CHARS else None
+
+    def get(self, key: tuple | None) -> Grade | None:
+        if key is None:
+            return None
+        with self._lock:
+            found = self._grades.get(key)
+            if found is not None:
+                self._grades.move_to_end(key)
+            return found
+
+    def put(self, key: tuple | None, graded: Grade) -> None:
+        """Only finished verdicts: a timeout or a dead worker may go otherwise next time."""
+        if key is None or graded.timed_out or graded.decided_by == "worker_died":
+            return
+        with self._lock:
+            self._grades[key] = graded
+            self._grades.move_to_end(key)
+            while len(self._grades) > self._size:
+                self._grades.popitem(last=False)
+
+
+_verdicts = _RememberedVerdicts()
+
+
 def close_shared_pool() -> None:
     """Stop grade_many's workers now instead of after their idle time."""
     _shared.close()
@@ -354,8 +404,9 @@ def grade_many(items: Iterable[tuple[str, str | list[str]]], mode: str = "luffy"
                timeout: float = 10.0, progress: bool = True) -> list[Grade]:
     """Grade (response, gold) pairs in parallel worker processes, in input order, with a progress bar.
 
-    Each distinct grading key is graded once (see :func:`distinct_items`); batches go out grouped by gold,
-    so that a worker's caches serve the answers to one problem together. The workers stay up for
+    Each distinct grading key is graded once (see :func:`distinct_items`), and "luffy" verdicts from earlier
+    calls are reused; batches go out grouped by gold, so that a worker's caches serve the answers to one
+    problem together. The workers stay up for
     ``SHARED_POOL_IDLE_SECONDS`` after the call, warm for the next one (:func:`close_shared_pool` stops them).
     """
     from tqdm import tqdm
@@ -367,22 +418,25 @@ def grade_many(items: Iterable[tuple[str, str | list[str]]], mode: str = "luffy"
     if not items:
         return []
     unique, where = distinct_items(items, mode)
-    order = sorted(range(len(unique)), key=lambda position: str(unique[position][1]))
     shares = [0] * len(unique)
     for position in where:
         shares[position] += 1
-    graded: list[Grade | None] = [None] * len(unique)
+    keys = [_verdicts.key(response, gold, mode) for response, gold in unique]
+    graded: list[Grade | None] = [_verdicts.get(key) for key in keys]
+    order = sorted((p for p in range(len(unique)) if graded[p] is None), key=lambda p: str(unique[p][1]))
     pool = _shared.acquire(workers or default_workers(), timeout)
     try:
-        size = batch_size(len(unique), pool.workers)
+        size = batch_size(len(order), pool.workers)
         batches = {pool._jobs(_grade_jobs_in_worker, [(*unique[p], mode) for p in order[start : start + size]]):
                    order[start : start + size] for start in range(0, len(order), size)}
         try:
             with tqdm(total=len(items), desc=f"grading ({mode})", unit="item", disable=not progress) as bar:
+                bar.update(len(items) - sum(shares[p] for p in order))  # known from earlier calls
                 for done in concurrent.futures.as_completed(batches):
                     positions = batches[done]
                     for position, result in zip(positions, done.result(), strict=True):
                         graded[position] = result
+                        _verdicts.put(keys[position], result)
                     bar.update(sum(shares[position] for position in positions))
         finally:  # interrupted (Ctrl-C): leave no queued work behind in the shared workers
             for batch in batches:

@@ -177,6 +177,7 @@ def plot(results: list[Result], path: Path) -> None:
            label=f"grade_many, {results[0].workers} workers")
     ax.set_xticks(list(xs), [f"{r.mode}\n×{r.speedup}" for r in results])
     ax.set_ylabel("items / s")
+    ax.set_ylim(0, 1.35 * max(r.pool_items_per_s for r in results))  # room for the legend
     ax.set_title(f"luffy_math grading throughput ({results[0].items} items per mode)")
     ax.legend()
     fig.tight_layout()

@@ -115,6 +115,29 @@ def test_grade_many_keeps_its_workers_warm_between_calls() -> None:
     assert pool_module._shared._pool is None
 
 
+def test_grade_many_reuses_finished_luffy_verdicts_only() -> None:
+    verdicts = pool_module._verdicts
+    fresh = (r"So \boxed{6\sqrt{7}}", r"\sqrt{252}")
+    first = grade_many([fresh], progress=False)[0]
+    assert first.correct and verdicts.get(verdicts.key(*fresh, "luffy")) == first
+    # a remembered verdict is answered in this process: plant one and see it come back for the same key
+    planted = Grade(correct=False, extracted=r"6\sqrt{7}", decided_by="planted", formatted=True)
+    verdicts.put(verdicts.key(*fresh, "luffy"), planted)
+    assert grade_many([("other words, " + fresh[0], fresh[1])], progress=False) == [planted]
+    assert grade_many([fresh], mode="math_verify", progress=False)[0].correct  # only "luffy" is remembered
+    slow = (r"\boxed{\frac{1}{\sqrt{2}} + \frac{1}{\sqrt{3}}}", r"\frac{\sqrt{2}}{2} + \frac{\sqrt{3}}{3}")
+    timed_out = grade_many([slow], timeout=1e-3, progress=False)[0]
+    assert timed_out.timed_out and verdicts.get(verdicts.key(*slow, "luffy")) is None
+
+
+def test_nice_workers_run_at_lower_priority() -> None:
+    base = os.nice(0)
+    with GradingPool(workers=1, nice=5) as pool:
+        assert pool._schedule(os.nice, (0,), lambda: None, lambda: None).result(timeout=60) == min(base + 5, 19)
+    with pytest.raises(ValueError, match="nice must be between 0 and 19"):
+        GradingPool(workers=1, nice=20)
+
+
 def test_grade_many_rejects_unknown_mode() -> None:
     with pytest.raises(ValueError, match="unknown grading mode"):
         grade_many([(r"\boxed{1}", "1")], mode="nope", progress=False)
