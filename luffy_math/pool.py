@@ -99,6 +99,8 @@ def _when_all_done(parts: list[concurrent.futures.Future], outer: concurrent.fut
             left[0] -= 1
             if left[0] > 0:
                 return
+        if outer.cancelled():
+            return
         if any(part.cancelled() for part in parts):
             outer.cancel()
             return
@@ -112,21 +114,29 @@ def _when_all_done(parts: list[concurrent.futures.Future], outer: concurrent.fut
         part.add_done_callback(one_done)
 
 
-def _mapped(inner: concurrent.futures.Future, func: Any) -> concurrent.futures.Future:
-    """A future of ``func(inner.result())``; cancelling it cancels ``inner``."""
+def _chained(inner: concurrent.futures.Future, resolve: Any) -> concurrent.futures.Future:
+    """A future that ``resolve(inner.result(), outer)`` settles; a failure of ``inner`` passes through, and
+    cancelling either cancels the other."""
     outer: concurrent.futures.Future = concurrent.futures.Future()
 
     def finish(done: concurrent.futures.Future) -> None:
         if done.cancelled():
             outer.cancel()
+        elif outer.cancelled():
+            return
         elif done.exception() is not None:
             outer.set_exception(done.exception())
-        elif outer.set_running_or_notify_cancel():
-            outer.set_result(func(done.result()))
+        else:
+            resolve(done.result(), outer)
 
     inner.add_done_callback(finish)
     outer.add_done_callback(lambda mine: inner.cancel() if mine.cancelled() else None)
     return outer
+
+
+def _mapped(inner: concurrent.futures.Future, func: Any) -> concurrent.futures.Future:
+    """A future of ``func(inner.result())``; cancelling it cancels ``inner``."""
+    return _chained(inner, lambda result, outer: outer.set_result(func(result)))
 
 
 def distinct_items(items: Sequence[Item], mode: str) -> tuple[list[Item], list[int]]:
@@ -241,26 +251,19 @@ class GradingPool:
         """``func(jobs, timeout)`` in one worker task, falling back to one task per job on a kill."""
         failed = object()
         batch = self._schedule(func, (jobs, self.timeout), lambda: failed, lambda: failed, items=len(jobs))
-        outer: concurrent.futures.Future = concurrent.futures.Future()
 
-        def finish(done: concurrent.futures.Future) -> None:
-            if done.cancelled():
-                outer.cancel()
-            elif done.exception() is not None:
-                outer.set_exception(done.exception())
-            elif done.result() is not failed:
-                outer.set_result(done.result())
-            else:
-                try:
-                    singles = [self.submit_grade(response, gold, mode) for response, gold, mode in jobs]
-                except RuntimeError as exc:  # closed meanwhile
-                    outer.set_exception(exc)
-                    return
-                _when_all_done(singles, outer)
+        def resolve(result: Any, outer: concurrent.futures.Future) -> None:
+            if result is not failed:
+                outer.set_result(result)
+                return
+            try:
+                singles = [self.submit_grade(response, gold, mode) for response, gold, mode in jobs]
+            except RuntimeError as exc:  # closed meanwhile
+                outer.set_exception(exc)
+                return
+            _when_all_done(singles, outer)
 
-        batch.add_done_callback(finish)
-        outer.add_done_callback(lambda mine: batch.cancel() if mine.cancelled() else None)
-        return outer
+        return _chained(batch, resolve)
 
     def submit_vote(self, answers: list[str | None]) -> concurrent.futures.Future:
         """Future of :func:`majority_vote`; past the timeout (or if its worker dies) it falls back to
