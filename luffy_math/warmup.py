@@ -1,7 +1,7 @@
 """Imported by the grading workers' fork server: loads what sympy and Math-Verify import lazily, and warms
 the LaTeX parser.
 
-Importing this module grades a spread of common answer shapes in both modes, so that every worker forked
+Importing this module grades ten common answer shapes in both modes, so that every worker forked
 from the server starts with those imports done and with ANTLR's prediction tables (built lazily, per grammar,
 as inputs are parsed) already holding the usual paths: its first real items are not charged for them (and
 cannot time out on them). It costs about a second, once per fork server.
@@ -25,16 +25,6 @@ ANSWER_SHAPES = [
     ("[0, 1)", r"(-\infty, 3]"),
     ("x^2 + 2x + 1", "(x+1)^2"),
     (r"50\%", "0.5"),
-    (r"90^\circ", "90"),
-    (r"\text{(B)}", "B"),
-    (r"-\frac{1}{2}", r"\frac{-1}{2}"),
-    (r"\sqrt[3]{2}", "2^{1/3}"),
-    (r"\log_2 8", "3"),
-    (r"\sin\left(\frac{\pi}{6}\right)", r"\frac12"),
-    ("a = 3", "3"),
-    (r"4.5\times10^{33}", "4.5e33"),
-    (r"\binom{5}{2}", "10"),
-    (r"5 \text{ cm}", "5"),
 ]
 
 for _answer, _gold in ANSWER_SHAPES:

@@ -222,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{r.sequential_cpu_ms_per_item:>17}"
               f"{f'{r.sequential_timeouts}/{r.pool_timeouts}':>19}{str(r.labels_agree):>14}{r.load_average:>6}"
               f"{r.ceiling:>9}")
+    if len(results) > 1:
+        sequential_s, pool_s = sum(r.sequential_s for r in results), sum(r.pool_s for r in results)
+        print(f"all modes: {sum(r.items for r in results)} items, sequential {sequential_s:.1f} s, grade_many "
+              f"{pool_s:.1f} s, ×{sequential_s / pool_s:.2f}")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=1) + "\n")
     if args.plot:
