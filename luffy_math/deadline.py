@@ -28,6 +28,9 @@ T = TypeVar("T")
 Clock = Literal["wall", "cpu"]
 
 _EARLIEST_REARM = 1e-4
+# After raising, the signal comes again this often until the deadline's owner has caught the exception: one
+# raised while the interpreter runs a __del__ or a weakref callback is printed and dropped, not propagated.
+_RETRY_SECONDS = 0.05
 
 
 class DeadlineExceeded(Exception):
@@ -72,6 +75,7 @@ class _Timer:
         if not expired:  # woke early: wait for the nearest again
             self.arm()
             return
+        signal.setitimer(self.which, _RETRY_SECONDS)  # in case this exception is swallowed (see _RETRY_SECONDS)
         raise _Expired(expired[0])  # the outermost expired deadline unwinds everything inside it
 
 

@@ -109,3 +109,25 @@ def test_grade_works_off_the_main_thread() -> None:
     worker.start()
     worker.join(60)
     assert [r.correct for r in results] == [True, True]  # type: ignore[attr-defined]
+
+
+class _SpinsWhenCollected:
+    """An object whose __del__ runs long: a signal that lands there raises into nowhere (Python prints such an
+    exception as unraisable and drops it), as happens to a deadline firing during garbage collection."""
+
+    def __del__(self) -> None:
+        _spin(0.5)
+
+
+def _collect_then_spin() -> str:
+    _SpinsWhenCollected()  # collected at once; the deadline (0.1 s) fires inside its __del__
+    return _spin(5.0)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_deadline_swallowed_in_a_destructor_fires_again() -> None:
+    start = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        call_with_deadline(0.1, _collect_then_spin)
+    assert time.monotonic() - start < 2.0
+    time.sleep(0.2)  # no retry is left armed: a stray SIGALRM now would reach the default handler or pytest's
