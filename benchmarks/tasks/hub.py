@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.problems import HarnessError
+from benchmarks.problems import HarnessError, Problem
 
 MC_LETTERS = "ABCDEFGHIJ"
 
@@ -29,3 +29,10 @@ def multiple_choice(question: str, options: list[str], labels: str | list[str] =
     """A question followed by `A) option` lines, the layout of LUFFY's ARC-c and GPQA files."""
     lines = [f"{label}) {option}" for label, option in zip(labels, options, strict=False)]
     return question + "\n\n" + "\n".join(lines) + "\n"
+
+
+def problem_answer_rows(benchmark: str, rows: list[dict[str, Any]], id_field: str = "id") -> list[Problem]:
+    """Rows with `problem` and `answer` columns (the answer kept as ``str()`` gives it: a float64 hub answer
+    becomes LUFFY's "142.0"); the id from ``id_field``, else the row's position."""
+    return [Problem(benchmark, str(row.get(id_field, i)), row["problem"], str(row["answer"]))
+            for i, row in enumerate(rows)]

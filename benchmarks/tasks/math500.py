@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.problems import Benchmark, Problem
-from benchmarks.tasks.hub import load_rows
+from benchmarks.tasks.hub import load_rows, problem_answer_rows
 
 REPO = "HuggingFaceH4/MATH-500"
 
 
 def to_problems(rows: list[dict[str, Any]]) -> list[Problem]:
-    return [Problem("math500", str(row.get("unique_id", i)), row["problem"], str(row["answer"]))
-            for i, row in enumerate(rows)]
+    return problem_answer_rows("math500", rows, id_field="unique_id")
 
 
 BENCHMARK = Benchmark(

@@ -16,7 +16,8 @@ import pytest
 
 from benchmarks.problems import HarnessError
 from benchmarks.sources import load_problems
-from benchmarks.tasks import BENCHMARKS, amc, arc_c, gpqa, math500, minerva, olympiad
+from benchmarks.tasks import BENCHMARKS, arc_c, gpqa, math500, minerva, olympiad
+from benchmarks.tasks.hub import problem_answer_rows
 
 
 def test_luffy_parquet_repeats_become_samples_of_one_problem(luffy_data: Path) -> None:
@@ -51,7 +52,7 @@ def test_plain_jsonl_uses_file_stem_and_lists(tmp_path: Path) -> None:
 
 
 def test_hub_row_mapping_on_hand_made_rows() -> None:
-    assert amc.to_problems([{"id": 0, "problem": "P", "answer": 142.0}])[0].gold == "142.0"
+    assert problem_answer_rows("amc", [{"id": 0, "problem": "P", "answer": 142.0}])[0].gold == "142.0"
     assert math500.to_problems([{"problem": "P", "answer": "\\frac12", "unique_id": "u"}])[0].problem_id == "u"
     assert minerva.to_problems([{"problem": "P", "solution": "so $\\boxed{4.5e33}$"}])[0].gold == "4.5e33"
     assert olympiad.to_problems([{"id": 7, "question": "Q", "final_answer": ["$3$", "x"]}])[0].gold == "$3$"
