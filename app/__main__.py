@@ -6,22 +6,25 @@ import argparse
 import os
 import sys
 
+from luffy_serve import arg_types
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Every value is checked here (argparse exits 2 with one error line), before gradio is imported."""
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
-    parser.add_argument("--base-url", default=os.environ.get("LUFFY_BASE_URL", "http://127.0.0.1:8000"),
+    parser.add_argument("--base-url", type=arg_types.base_url,
+                        default=os.environ.get("LUFFY_BASE_URL", "http://127.0.0.1:8000"),
                         help="the endpoint's URL, with or without /v1 (env LUFFY_BASE_URL; default %(default)s)")
     parser.add_argument("--api-key", default=os.environ.get("LUFFY_API_KEY") or os.environ.get("OPENAI_API_KEY"),
                         help="Bearer key for the endpoint (env LUFFY_API_KEY or OPENAI_API_KEY)")
     parser.add_argument("--model", default=None, help="served model name (default: the endpoint's first model)")
-    parser.add_argument("--max-tokens", type=int, default=8192,
+    parser.add_argument("--max-tokens", type=arg_types.positive_int, default=8192,
                         help="initial Max tokens setting (default %(default)s, as LUFFY's evaluation)")
-    parser.add_argument("--host", default="127.0.0.1", help="address the page listens on (default %(default)s)")
-    parser.add_argument("--port", type=int, default=7860, help="port the page listens on (default %(default)s)")
-    args = parser.parse_args(argv)
-    if args.max_tokens < 1:
-        parser.error("--max-tokens must be at least 1")
-    return args
+    parser.add_argument("--host", type=arg_types.host, default="127.0.0.1",
+                        help="address the page listens on (default %(default)s)")
+    parser.add_argument("--port", type=arg_types.port, default=7860,
+                        help="port the page listens on, 1-65535 (default %(default)s)")
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -181,4 +181,7 @@ def build_demo(base_url: str, api_key: str | None = None, model: str | None = No
         stop.click(mark_stopped, [chatbot], [chatbot], cancels=runs)
         clear.click(lambda: ([], "", ""), None, [chatbot, question, final], cancels=runs)
         demo.load(endpoint_status, max_new_tokens, [status, max_new_tokens])
+    # The page works through Gradio's queue; direct POSTs to /run and /api (which skip the queue's concurrency
+    # limits and answered 500 to malformed data) are refused.
+    demo.queue(api_open=False)
     return demo

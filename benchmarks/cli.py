@@ -9,29 +9,18 @@ from pathlib import Path
 
 from benchmarks.problems import HarnessError
 from benchmarks.samplers.base import Sampling
+from benchmarks.sources import data_file
 from benchmarks.tasks import BENCHMARKS, MATH_BENCHMARKS
 from benchmarks.templates import TEMPLATES
+from luffy_serve import arg_types
 
 
 def parse_n(text: str) -> dict[str, int]:
-    """"32" (every benchmark) or "aime24=32,amc=16"."""
-    try:
-        if "=" not in text:
-            return {"*": int(text)}
-        pairs = (item.split("=", 1) for item in text.split(",") if item)
-        out = {name.strip(): int(value) for name, value in pairs}
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected N or NAME=N[,NAME=N...], got {text!r}") from e
-    if any(v < 1 for v in out.values()):
-        raise argparse.ArgumentTypeError("n must be at least 1")
-    return out
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+    """"32" (every benchmark) or "aime24=32,amc=16"; every count at least 1."""
+    pairs = [("*", text)] if "=" not in text else [item.split("=", 1) for item in text.split(",") if item.strip()]
+    if not pairs or any(not name.strip() for name, _ in pairs):
+        raise argparse.ArgumentTypeError(f"expected N or NAME=N[,NAME=N...], got {text!r}")
+    return {name.strip(): arg_types.positive_int(value.strip()) for name, value in pairs}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,36 +30,42 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="generate, grade and report (resumes what --out already holds)")
     run.add_argument("--model", required=True, help="checkpoint path or hub id (vllm); served model name (openai)")
     run.add_argument("--backend", choices=["vllm", "openai"], default="vllm")
-    run.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000 (openai backend)")
+    run.add_argument("--base-url", type=arg_types.base_url,
+                     help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000 (openai backend)")
     run.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", "EMPTY"))
     run.add_argument("--benchmarks", default=",".join(MATH_BENCHMARKS),
                      help=f"comma-separated; known: {', '.join(BENCHMARKS)} (default: the six math sets)")
-    run.add_argument("--data", type=Path, action="append", default=[],
+    run.add_argument("--data", type=data_file, action="append", default=[],
                      help="local problems instead of the hub: LUFFY parquet (valid.all.parquet) or a .jsonl/.parquet "
                           "with problem and answer columns; repeatable")
-    run.add_argument("--out", type=Path, required=True, help="run directory (generations, configs, report)")
+    run.add_argument("--out", type=arg_types.output_dir, required=True,
+                     help="run directory (generations, configs, report)")
     run.add_argument("--n", type=parse_n, default={}, help="samples per problem: N or NAME=N,... "
                      "(default: LUFFY's, 32 for aime24, aime25 and amc, 1 for the rest)")
-    run.add_argument("--temperature", type=float, default=0.6)
-    run.add_argument("--top-p", type=float, default=1.0)
-    run.add_argument("--max-tokens", type=positive_int, default=8192)
-    run.add_argument("--seed", type=int, default=0, help="run seed; each sample gets its own seed derived from it")
+    run.add_argument("--temperature", type=arg_types.non_negative_float, default=0.6)
+    run.add_argument("--top-p", type=arg_types.probability, default=1.0)
+    run.add_argument("--max-tokens", type=arg_types.positive_int, default=8192)
+    run.add_argument("--seed", type=arg_types.seed, default=0,
+                     help="run seed; each sample gets its own seed derived from it")
     run.add_argument("--template", choices=TEMPLATES, default="own",
                      help="own = the checkpoint's chat template on the user message (system prompt dropped)")
-    run.add_argument("--limit", type=positive_int, help="first N problems per benchmark (smoke runs)")
-    run.add_argument("--max-model-len", type=positive_int, help="vllm backend: context length")
-    run.add_argument("--tensor-parallel-size", type=positive_int, default=1, help="vllm backend")
-    run.add_argument("--max-num-seqs", type=positive_int, help="vllm backend: concurrent sequences")
-    run.add_argument("--concurrency", type=positive_int, default=64, help="openai backend: requests in flight")
-    run.add_argument("--max-retries", type=int, default=5, help="openai backend: retries on 5xx/timeouts")
-    run.add_argument("--request-timeout", type=float, default=3600.0, help="openai backend: seconds per request")
-    run.add_argument("--grading-workers", type=positive_int,
+    run.add_argument("--limit", type=arg_types.positive_int, help="first N problems per benchmark (smoke runs)")
+    run.add_argument("--max-model-len", type=arg_types.positive_int, help="vllm backend: context length")
+    run.add_argument("--tensor-parallel-size", type=arg_types.positive_int, default=1, help="vllm backend")
+    run.add_argument("--max-num-seqs", type=arg_types.positive_int, help="vllm backend: concurrent sequences")
+    run.add_argument("--concurrency", type=arg_types.positive_int, default=64,
+                     help="openai backend: requests in flight")
+    run.add_argument("--max-retries", type=arg_types.non_negative_int, default=5,
+                     help="openai backend: retries on 5xx/timeouts")
+    run.add_argument("--request-timeout", type=arg_types.positive_float, default=3600.0,
+                     help="openai backend: seconds per request")
+    run.add_argument("--grading-workers", type=arg_types.positive_int,
                      help="luffy_math grading processes beside generation (default: a quarter of the cores, >= 1)")
     run.add_argument("--no-progress", action="store_true")
 
     score = sub.add_parser("score", help="(re)grade stored generations, then write the report")
     score.add_argument("path", type=Path, help="run directory, or one generations JSONL")
-    score.add_argument("--grading-workers", type=positive_int)
+    score.add_argument("--grading-workers", type=arg_types.positive_int)
     score.add_argument("--no-progress", action="store_true")
 
     report = sub.add_parser("report", help="print the table and write report.md, report.json, report.png")
@@ -82,8 +77,15 @@ def command_run(args: argparse.Namespace) -> None:
     from benchmarks.runner import RunOptions, run
 
     names = [n.strip() for n in args.benchmarks.split(",") if n.strip()]
+    if not names:
+        raise HarnessError("--benchmarks names no benchmark")
     if args.backend == "openai" and not args.base_url:
         raise HarnessError("--backend openai needs --base-url")
+    if args.backend == "vllm":
+        try:
+            arg_types.model(args.model)
+        except argparse.ArgumentTypeError as e:
+            raise HarnessError(f"--model {e}") from None
     unknown_n = [k for k in args.n if k != "*" and k not in names]
     if unknown_n:
         raise HarnessError(f"--n names {', '.join(unknown_n)}, which --benchmarks does not")

@@ -150,7 +150,10 @@ def run(options: RunOptions, make_sampler: Callable[[], Sampler]) -> str:
     from luffy_math import GradingPool
 
     full = load_problems(options.benchmarks, options.data)
+    new_dirs = [d for d in (options.out, *options.out.absolute().parents) if not d.exists()]  # deepest first
+    old_files = set(options.out.iterdir()) if options.out.is_dir() else set()
     store = SampleStore(options.out, options.seed)
+    stored_before = len(store.records)
     try:
         # The config fingerprints the whole benchmark, so a larger --limit later extends the same run.
         hashes = {name: store.claim_config(name, benchmark_config(name, variant, problems, options))
@@ -183,6 +186,23 @@ def run(options: RunOptions, make_sampler: Callable[[], Sampler]) -> str:
         with (options.out / "runs.jsonl").open("a") as f:
             f.write(json.dumps({"time": started, "argv": sys.argv[1:], "generated": len(pending),
                                 "seconds": round(time.time() - started, 2), "versions": package_versions()}) + "\n")
+    except BaseException:
+        if len(store.records) == stored_before:  # refused or failed before storing anything: leave no trace
+            store.close()
+            remove_new(options.out, old_files, new_dirs)
+        raise
     finally:
         store.close()
     return report.build(options.out)
+
+
+def remove_new(out: Path, old_files: set[Path], new_dirs: list[Path]) -> None:
+    """Delete the store files this run created under out, then the directories it created, if left empty."""
+    for path in set(out.iterdir()) - old_files if out.is_dir() else ():
+        if path.name.startswith(("generations.seed", "configs.json", "runs.jsonl")):
+            path.unlink(missing_ok=True)
+    for directory in new_dirs:
+        try:
+            directory.rmdir()
+        except OSError:  # not empty: something else lives there
+            break

@@ -9,8 +9,7 @@ from typing import Any
 from tqdm import tqdm
 
 from benchmarks.grading import collect, submit_all
-from benchmarks.problems import HarnessError
-from benchmarks.store import generation_files, read_jsonl, write_jsonl_atomic
+from benchmarks.store import generation_files, read_jsonl, require_fields, write_jsonl_atomic
 
 REQUIRED = ("benchmark", "problem", "sample", "response", "gold")
 
@@ -28,15 +27,13 @@ def regrade(records: list[dict[str, Any]], workers: int | None, progress: bool) 
 
 
 def score(path: Path, workers: int | None = None, progress: bool = True) -> int:
-    """Regrade every generation file under path (atomically rewritten); returns the number of samples."""
-    count = 0
-    for file in generation_files(path):
-        records = read_jsonl(file, repair=True)
-        for lineno, record in enumerate(records, 1):
-            missing = [k for k in REQUIRED if k not in record]
-            if missing:
-                raise HarnessError(f"{file}: record {lineno} lacks {', '.join(missing)}")
+    """Regrade every generation file under path (atomically rewritten); returns the number of samples.
+
+    Every file is read and checked before any is graded, so a bad file changes nothing."""
+    files = {file: read_jsonl(file, repair=True) for file in generation_files(path)}
+    for file, records in files.items():
+        require_fields(records, REQUIRED, file)
+    for file, records in files.items():
         regrade(records, workers, progress)
         write_jsonl_atomic(file, records)
-        count += len(records)
-    return count
+    return sum(len(records) for records in files.values())

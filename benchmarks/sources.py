@@ -2,25 +2,53 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
 from benchmarks.problems import HarnessError, Problem
 from benchmarks.store import parse_jsonl
 from benchmarks.tasks import BENCHMARKS, BY_LUFFY_SOURCE
+from luffy_serve import arg_types
+
+DATA_SUFFIXES = (".parquet", ".jsonl", ".json")
 
 
-def read_table(path: Path) -> list[dict[str, Any]]:
-    """Rows of a .parquet or .jsonl file."""
-    if not path.exists():
-        raise HarnessError(f"--data {path}: no such file")
+def data_file(text: str) -> Path:
+    """argparse type of --data: a readable .parquet (its footer checked) or .jsonl file, before any engine loads."""
+    path = arg_types.existing_file(text)
+    if path.suffix not in DATA_SUFFIXES:
+        raise argparse.ArgumentTypeError(f"{text}: expected a .parquet or .jsonl file")
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
-    if path.suffix in (".jsonl", ".json"):
-        return parse_jsonl(path.read_text(), f"--data {path}")
-    raise HarnessError(f"--data {path}: expected a .parquet or .jsonl file")
+        try:
+            pq.ParquetFile(path).close()  # reads the footer: a file that is not parquet fails here
+        except Exception as e:  # pyarrow raises ArrowInvalid, OSError and others
+            raise argparse.ArgumentTypeError(f"{text}: not a parquet file ({first_line(e)})") from None
+    return path
+
+
+def first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+
+
+def read_table(path: Path) -> list[dict[str, Any]]:
+    """Rows of a .parquet or .jsonl file; a file that cannot be read is a HarnessError naming it."""
+    if not path.exists():
+        raise HarnessError(f"--data {path}: no such file")
+    if path.suffix not in DATA_SUFFIXES:
+        raise HarnessError(f"--data {path}: expected a .parquet or .jsonl file")
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path).to_pylist()
+        return parse_jsonl(path.read_text(encoding="utf-8"), f"--data {path}")
+    except HarnessError:
+        raise
+    except Exception as e:  # a torn parquet, bytes that are not UTF-8, an unreadable file
+        raise HarnessError(f"--data {path}: cannot read it ({first_line(e)})") from e
 
 
 def luffy_rows_to_problems(rows: list[dict[str, Any]], path: Path) -> dict[str, list[Problem]]:
@@ -28,15 +56,19 @@ def luffy_rows_to_problems(rows: list[dict[str, Any]], path: Path) -> dict[str, 
     problems: dict[str, list[Problem]] = {}
     previous: tuple[str, str, str] | None = None
     for lineno, row in enumerate(rows):
-        source = row["data_source"]
+        source = row.get("data_source")
         if source not in BY_LUFFY_SOURCE:
             raise HarnessError(f"--data {path}: row {lineno} has unknown data_source {source!r}")
         name = BY_LUFFY_SOURCE[source].name
-        users = [m["content"] for m in row["prompt"] if m["role"] == "user"]
-        gold = row["reward_model"]["ground_truth"]
-        gold = gold if isinstance(gold, str) else [str(g) for g in gold]
-        index = str(row.get("extra_info", {}).get("index", lineno))
-        key = (name, index, users[-1])
+        try:
+            users = [m["content"] for m in row["prompt"] if m["role"] == "user"]
+            gold = row["reward_model"]["ground_truth"]
+            gold = gold if isinstance(gold, str) else [str(g) for g in gold]
+            index = str((row.get("extra_info") or {}).get("index", lineno))
+            key = (name, index, users[-1])
+        except (KeyError, TypeError, IndexError, AttributeError) as e:
+            raise HarnessError(f"--data {path}: row {lineno} is not a LUFFY row (prompt with a user message, "
+                               f"reward_model.ground_truth): {type(e).__name__} {e}") from e
         if key == previous:
             last = problems[name][-1]
             problems[name][-1] = Problem(name, last.problem_id, last.prompt, last.gold, (last.n or 1) + 1)
@@ -53,6 +85,8 @@ def plain_rows_to_problems(rows: list[dict[str, Any]], path: Path) -> dict[str, 
         missing = {"problem", "answer"} - row.keys()
         if missing:
             raise HarnessError(f"--data {path}: row {lineno} lacks {', '.join(sorted(missing))}")
+        if not isinstance(row["problem"], str) or not row["problem"].strip():
+            raise HarnessError(f"--data {path}: row {lineno} has no problem text")
         name = str(row.get("benchmark") or path.stem)
         answer = row["answer"]
         gold = [str(a) for a in answer] if isinstance(answer, list) else str(answer)

@@ -31,10 +31,14 @@ def read_jsonl(path: Path, repair: bool = False) -> list[dict[str, Any]]:
     """Records of one file; a torn last line (a killed writer) is skipped, or cut off when repair is set."""
     data = path.read_bytes()
     complete = data[: data.rfind(b"\n") + 1]
+    try:
+        text = complete.decode()
+    except UnicodeDecodeError as e:
+        raise HarnessError(f"{path}: not a UTF-8 JSONL file ({e.reason} at byte {e.start})") from e
     if repair and len(complete) != len(data):
         with path.open("r+b") as f:
             f.truncate(len(complete))
-    return parse_jsonl(complete.decode(), str(path))
+    return parse_jsonl(text, str(path))
 
 
 def parse_jsonl(text: str, where: str) -> list[dict[str, Any]]:
@@ -43,10 +47,21 @@ def parse_jsonl(text: str, where: str) -> list[dict[str, Any]]:
     for lineno, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError as e:
                 raise HarnessError(f"{where}:{lineno}: not a JSON record ({e.msg})") from e
+            if not isinstance(record, dict):
+                raise HarnessError(f"{where}:{lineno}: not a JSON object")
+            records.append(record)
     return records
+
+
+def require_fields(records: list[dict[str, Any]], fields: tuple[str, ...], where: Path) -> None:
+    """A one-line HarnessError naming the first record that lacks one of ``fields``."""
+    for lineno, record in enumerate(records, 1):
+        missing = [k for k in fields if k not in record]
+        if missing:
+            raise HarnessError(f"{where}: record {lineno} lacks {', '.join(missing)}")
 
 
 def generation_files(path: Path) -> list[Path]:
@@ -67,12 +82,15 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 def write_jsonl_atomic(path: Path, records: list[dict[str, Any]]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w") as f:
+            for record in records:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class SampleStore:

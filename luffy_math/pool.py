@@ -5,6 +5,8 @@ Each item runs in a pebble worker process under its own signal deadline; a worke
 item labelled timed out. Bulk grading sends items in batches (one task per batch costs far less than one per
 item); a batch whose worker is killed is graded again item by item, so the bound stays per item. Workers
 fork from a warmed-up fork server, never from the parent, which may run threads (a server, a vLLM engine).
+A batch may carry a deadline (a server's bound on one request): what is not graded by then comes back timed
+out and its work is dropped, queued tasks cancelled and running ones killed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import multiprocessing.context
 import operator
 import os
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -77,16 +80,24 @@ def _start_worker(nice: int) -> None:
     import luffy_math.warmup  # noqa: F401
 
 
-def _grade_in_worker(response: str, gold: str | list[str], mode: str, timeout: float) -> Grade:
-    return grade(response, gold, mode=mode, timeout=timeout)  # type: ignore[arg-type]
+def _grade_in_worker(response: str, gold: str | list[str], mode: str, timeout: float,
+                     deadline: float | None = None) -> Grade:
+    return _grade_jobs_in_worker([(response, gold, mode)], timeout, deadline)[0]
 
 
 Item = tuple[str, "str | list[str]"]  # (response, gold)
 Job = tuple[str, "str | list[str]", str]  # (response, gold, mode)
 
 
-def _grade_jobs_in_worker(jobs: list[Job], timeout: float) -> list[Grade]:
-    return [grade(response, gold, mode=mode, timeout=timeout) for response, gold, mode in jobs]  # type: ignore[arg-type]
+def _grade_jobs_in_worker(jobs: list[Job], timeout: float, deadline: float | None = None) -> list[Grade]:
+    """Each job under its own ``timeout``; with a ``deadline`` (a ``time.monotonic()`` value: one clock for all
+    processes of a machine) under the time left at most, and past it not graded but labelled timed out."""
+    grades = []
+    for response, gold, mode in jobs:
+        left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
+        grades.append(grade(response, gold, mode=mode, timeout=left) if left > 0  # type: ignore[arg-type]
+                      else timed_out_grade(response, mode))
+    return grades
 
 
 def _when_all_done(parts: list[concurrent.futures.Future], outer: concurrent.futures.Future) -> None:
@@ -154,7 +165,7 @@ def distinct_items(items: Sequence[Item], mode: str) -> tuple[list[Item], list[i
     return unique, where
 
 
-def _vote_fallback(answers: list[str | None]) -> str | None:
+def exact_majority(answers: list[str | None]) -> str | None:
     """Exact-string majority (first seen wins ties), for a vote that ran out of time."""
     counts: dict[str, int] = {}
     for answer in answers:
@@ -182,14 +193,19 @@ class GradingPool:
         self._unfinished: set[concurrent.futures.Future] = set()
 
     def _schedule(self, func: Any, args: tuple[Any, ...], on_timeout: Any, on_crash: Any,
-                  items: int = 1) -> concurrent.futures.Future:
+                  items: int = 1, deadline: float | None = None) -> concurrent.futures.Future:
         """Run ``func(*args)`` (covering ``items`` items) in a worker. A kill after the timeout resolves the
-        future with ``on_timeout()``, a worker that died under it (memory, a crash in C) with ``on_crash()``."""
+        future with ``on_timeout()``, a worker that died under it (memory, a crash in C) with ``on_crash()``.
+        With a ``deadline`` the kill comes by then (plus the grace) at the latest, and cancelling the future
+        kills a running task too: whoever set a deadline does not want the work any more."""
         outer: concurrent.futures.Future = concurrent.futures.Future()
+        bound = items * self.timeout
+        if deadline is not None:
+            bound = min(bound, max(deadline - time.monotonic(), 0.0))
         with self._lock:
             if self._closed:
                 raise RuntimeError("GradingPool is closed")
-            inner = self._pool.schedule(func, args=args, timeout=items * self.timeout + KILL_GRACE_SECONDS)
+            inner = self._pool.schedule(func, args=args, timeout=bound + KILL_GRACE_SECONDS)
             self._unfinished.add(outer)
 
         def relay(done: concurrent.futures.Future) -> None:
@@ -211,31 +227,90 @@ class GradingPool:
             with self._lock:
                 self._unfinished.discard(mine)
             # Nobody waits any more (e.g. the HTTP client left): drop the item if it has not started. A running
-            # one is left to finish, bounded by its timeout: cancelling it would kill and respawn a worker.
-            if mine.cancelled() and not inner.running():
+            # one is left to finish, bounded by its timeout (cancelling it kills and respawns a worker), unless
+            # it had a deadline: then it is killed.
+            if mine.cancelled() and (deadline is not None or not inner.running()):
                 inner.cancel()
 
         inner.add_done_callback(relay)
         outer.add_done_callback(forward_cancel)
         return outer
 
-    def submit_grade(self, response: str, gold: str | list[str], mode: str = "luffy") -> concurrent.futures.Future:
-        """Future of the Grade of one response; past the timeout it resolves to a timed-out Grade."""
+    def submit_grade(self, response: str, gold: str | list[str], mode: str = "luffy",
+                     deadline: float | None = None) -> concurrent.futures.Future:
+        """Future of the Grade of one response; past the timeout (or the ``deadline``, a ``time.monotonic()``
+        value) it resolves to a timed-out Grade."""
         check_mode(mode)
-        return self._schedule(_grade_in_worker, (response, gold, mode, self.timeout),
-                              lambda: timed_out_grade(response, mode), lambda: crashed_grade(response, mode))
+        return self._schedule(_grade_in_worker, (response, gold, mode, self.timeout, deadline),
+                              lambda: timed_out_grade(response, mode), lambda: crashed_grade(response, mode),
+                              deadline=deadline)
 
-    def submit_batch(self, items: Sequence[Item], mode: str = "luffy") -> concurrent.futures.Future:
+    def submit_batch(self, items: Sequence[Item], mode: str = "luffy",
+                     deadline: float | None = None) -> concurrent.futures.Future:
         """Future of the Grades of several items graded in one worker task, which saves the per-task cost.
 
         Each item keeps its own signal deadline inside the worker. If the batch's worker has to be killed or
         dies, its items are graded again one task each, so every item still gets its own hard bound. Items
         that share a grading key are graded once (see :func:`distinct_items`).
+
+        With a ``deadline`` (a ``time.monotonic()`` value) the items go out in tasks of a few items and the
+        future resolves by the deadline: items not graded by then come back timed out, their queued tasks
+        are dropped and running ones killed, so no worker time is spent on them after it.
         """
         check_mode(mode)
         unique, where = distinct_items(items, mode)
-        return _mapped(self._jobs(_grade_jobs_in_worker, [(response, gold, mode) for response, gold in unique]),
-                       lambda grades: [grades[position] for position in where])
+        jobs = [(response, gold, mode) for response, gold in unique]
+        graded = self._jobs(_grade_jobs_in_worker, jobs) if deadline is None else self._jobs_until(jobs, deadline)
+        return _mapped(graded, lambda grades: [grades[position] for position in where])
+
+    def _jobs_until(self, jobs: list[Job], deadline: float) -> concurrent.futures.Future:
+        """The Grades of ``jobs``, settled at ``deadline`` at the latest (see submit_batch)."""
+        outer: concurrent.futures.Future = concurrent.futures.Future()
+        size = batch_size(len(jobs), self.workers)
+        chunks = [range(start, min(start + size, len(jobs))) for start in range(0, len(jobs), size)]
+        parts = {self._jobs(_grade_jobs_in_worker, [jobs[p] for p in chunk], deadline): chunk for chunk in chunks}
+        grades: list[Grade | None] = [None] * len(jobs)
+        lock = threading.Lock()
+        settled = [False]
+
+        def settle(failure: BaseException | None = None) -> None:
+            with lock:
+                if settled[0]:
+                    return
+                settled[0] = True
+                result = [g if g is not None else timed_out_grade(response, mode)
+                          for g, (response, _, mode) in zip(grades, jobs, strict=True)]
+            timer.cancel()
+            for part in parts:  # at the deadline: drop (queued) or kill (running) what is left
+                part.cancel()
+            if outer.cancelled():
+                return
+            if failure is not None:
+                outer.set_exception(failure)
+            else:
+                outer.set_result(result)
+
+        def part_done(part: concurrent.futures.Future) -> None:
+            if part.cancelled():
+                return
+            if part.exception() is not None:
+                settle(part.exception())
+                return
+            with lock:
+                for position, result in zip(parts[part], part.result(), strict=True):
+                    grades[position] = result
+            if all(p.done() for p in parts):
+                settle()
+
+        timer = threading.Timer(max(deadline - time.monotonic(), 0.0), settle)
+        timer.daemon = True
+        outer.add_done_callback(lambda mine: settle() if mine.cancelled() else None)
+        for part in parts:
+            part.add_done_callback(part_done)
+        timer.start()
+        if not parts:
+            settle()
+        return outer
 
     def submit_modes(self, response: str, gold: str | list[str], modes: Sequence[str] = MODES
                      ) -> dict[str, concurrent.futures.Future]:
@@ -247,30 +322,33 @@ class GradingPool:
         task = self._jobs(_grade_jobs_in_worker, [(response, gold, mode) for mode in modes])
         return {mode: _mapped(task, operator.itemgetter(index)) for index, mode in enumerate(modes)}
 
-    def _jobs(self, func: Any, jobs: list[Job]) -> concurrent.futures.Future:
-        """``func(jobs, timeout)`` in one worker task, falling back to one task per job on a kill."""
+    def _jobs(self, func: Any, jobs: list[Job], deadline: float | None = None) -> concurrent.futures.Future:
+        """``func(jobs, timeout[, deadline])`` in one worker task, falling back to one task per job on a kill;
+        cancelling the future cancels the fall-back tasks too."""
         failed = object()
-        batch = self._schedule(func, (jobs, self.timeout), lambda: failed, lambda: failed, items=len(jobs))
+        args = (jobs, self.timeout) if deadline is None else (jobs, self.timeout, deadline)
+        batch = self._schedule(func, args, lambda: failed, lambda: failed, items=len(jobs), deadline=deadline)
 
         def resolve(result: Any, outer: concurrent.futures.Future) -> None:
             if result is not failed:
                 outer.set_result(result)
                 return
             try:
-                singles = [self.submit_grade(response, gold, mode) for response, gold, mode in jobs]
+                singles = [self.submit_grade(response, gold, mode, deadline) for response, gold, mode in jobs]
             except RuntimeError as exc:  # closed meanwhile
                 outer.set_exception(exc)
                 return
+            outer.add_done_callback(lambda mine: [s.cancel() for s in singles] if mine.cancelled() else None)
             _when_all_done(singles, outer)
 
         return _chained(batch, resolve)
 
-    def submit_vote(self, answers: list[str | None]) -> concurrent.futures.Future:
-        """Future of :func:`majority_vote`; past the timeout (or if its worker dies) it falls back to
-        exact-string majority."""
+    def submit_vote(self, answers: list[str | None], deadline: float | None = None) -> concurrent.futures.Future:
+        """Future of :func:`majority_vote`; past the timeout or the ``deadline`` (or if its worker dies) it
+        falls back to exact-string majority."""
         answers = list(answers)
-        return self._schedule(majority_vote, (answers,), lambda: _vote_fallback(answers),
-                              lambda: _vote_fallback(answers))
+        return self._schedule(majority_vote, (answers,), lambda: exact_majority(answers),
+                              lambda: exact_majority(answers), deadline=deadline)
 
     def close(self) -> None:
         """Stop the workers. Futures of items not finished yet end too: queued ones are cancelled, a running

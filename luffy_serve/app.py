@@ -1,8 +1,14 @@
 """The luffy-serve ASGI app: our own routes and gates in front of vLLM's OpenAI app.
 
-Requests flow: API-key check (OpenAI error JSON) -> our routes (``/v1/grade``, ``/demo``) -> 503 while the
-engine loads -> vLLM's app wrapped in :class:`MathExtras`. vLLM's app is attached once the engine is up,
-so the port answers (503) from the first second instead of refusing connections during a long load.
+Requests flow: OpenAI error bodies for every error (below) -> API key on every path but the open ones
+(``/health``, ``/ping``; ``/metrics`` with ``--public-metrics``; ``/demo`` checks its own login) -> body size
+limit -> our routes (``/v1/grade``, ``/demo``) -> 503 while the engine loads -> vLLM's app wrapped in
+:class:`MathExtras`. vLLM's app is attached once the engine is up, so the port answers (503) from the first
+second instead of refusing connections during a long load.
+
+Error bodies: a response with status >= 400 whose body is not OpenAI error JSON (FastAPI's ``{"detail": ...}``,
+Starlette's plain-text 404/405/500) is rewritten into it here, so vLLM's routes are covered as well. Responses
+below 400 pass straight through: nothing is buffered or parsed on the streaming path.
 """
 
 from __future__ import annotations
@@ -10,29 +16,49 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from dataclasses import asdict
+import itertools
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, model_validator
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from luffy_math import GradingPool
+from luffy_math.pool import exact_majority
 
-from .errors import error_response
+from .errors import error_response, openai_error_body
 from .math_extras import GRADE_MODES, MathExtras
 
-GUARDED_PREFIXES = ("/v1",)
-MAX_GRADE_ITEMS = 1024
+logger = logging.getLogger("luffy_serve")
+
+OPEN_PATHS = frozenset({"/health", "/ping"})  # load balancers and SageMaker probe these without a key
+DEMO = "/demo"
+GRADE_NICE = 10  # CPU priority of the /v1/grade workers: below the engine's, so a flood does not slow it
 MAX_GRADE_CHARS = 200_000  # per response, answer or gold
+DEMO_AUTH_MESSAGE = "This server asks for its API key: sign in with any user name and the key as password."
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client may ask of the server (the luffy flags of the same names)."""
+
+    max_request_bytes: int = 16 << 20  # any request body
+    grade_deadline: float = 30.0  # seconds one /v1/grade request may take
+    grade_max_items: int = 1024  # items in one /v1/grade request
+    grade_max_chars: int = 1_000_000  # characters of one /v1/grade request, all items and golds together
+    grade_capacity: int = 2048  # items in flight on the /v1/grade pool, all requests together
+    public_metrics: bool = False  # /metrics without the key
 
 
 class GradeRequest(BaseModel):
     """Either whole ``responses`` (the last ``\\boxed{}`` is graded) or bare ``answers``."""
 
-    responses: list[str] | None = Field(None, max_length=MAX_GRADE_ITEMS)
-    answers: list[str] | None = Field(None, max_length=MAX_GRADE_ITEMS)
+    responses: list[str] | None = None
+    answers: list[str] | None = None
     gold: str | list[str] = Field(min_length=1)
     mode: str = "luffy"
 
@@ -42,10 +68,12 @@ class GradeRequest(BaseModel):
             raise ValueError("give exactly one of 'responses' or 'answers'")
         if self.mode not in GRADE_MODES:
             raise ValueError(f"'mode' must be one of {', '.join(GRADE_MODES)}")
-        golds = [self.gold] if isinstance(self.gold, str) else self.gold
-        if any(len(t) > MAX_GRADE_CHARS for t in [*(self.responses or self.answers or []), *golds]):
+        if any(len(t) > MAX_GRADE_CHARS for t in [*(self.responses or self.answers or []), *self.golds()]):
             raise ValueError(f"each response, answer and gold must be at most {MAX_GRADE_CHARS} characters")
         return self
+
+    def golds(self) -> list[str]:
+        return [self.gold] if isinstance(self.gold, str) else self.gold
 
     def texts(self) -> list[str]:
         if self.responses is not None:
@@ -53,50 +81,145 @@ class GradeRequest(BaseModel):
         return [f"\\boxed{{{a}}}" for a in self.answers or []]
 
 
-class LuffyApp:
-    """The outer ASGI app. ``attach`` hands it vLLM's app once the engine is ready."""
+class GradeQueueFull(Exception):
+    def __init__(self, retry_after: int):
+        super().__init__(retry_after)
+        self.retry_after = retry_after
 
-    def __init__(self, api_keys: list[str], pool: GradingPool, grade_timeout: float = 30.0):
+
+class GradeAdmission:
+    """Counts the /v1/grade items in flight; refuses a request that would take them past the capacity."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._deadlines: dict[int, tuple[int, float]] = {}  # request id -> (items, deadline)
+
+    def admit(self, key: int, items: int, deadline: float) -> None:
+        in_flight = sum(n for n, _ in self._deadlines.values())
+        if self._deadlines and in_flight + items > self.capacity:
+            soonest = min(d for _, d in self._deadlines.values())
+            raise GradeQueueFull(max(1, math.ceil(soonest - time.monotonic())))
+        self._deadlines[key] = (items, deadline)
+
+    def release(self, key: int) -> None:
+        self._deadlines.pop(key, None)
+
+
+class LuffyApp:
+    """The outer ASGI app. ``attach`` hands it vLLM's app once the engine is ready.
+
+    ``pool`` serves the math fields of chat and completions; ``grade_pool`` serves ``/v1/grade`` alone, so a
+    flood of hard answers there never delays the math fields (give it its own workers, at a lower priority).
+    """
+
+    def __init__(self, api_keys: list[str], pool: GradingPool, grade_pool: GradingPool | None = None,
+                 grade_timeout: float = 30.0, limits: Limits | None = None):
         self._key_hashes = [hashlib.sha256(k.encode()).digest() for k in api_keys]
         self.pool = pool
+        self.grade_pool = grade_pool or pool
         self.grade_timeout = grade_timeout
+        self.limits = limits or Limits()
+        self.open_paths = OPEN_PATHS | ({"/metrics"} if self.limits.public_metrics else set())
+        self.admission = GradeAdmission(self.limits.grade_capacity)
+        self._grade_ids = itertools.count()
         self.inner: ASGIApp | None = None
         self.own = self._build_own_routes()
 
-    def attach(self, vllm_app: ASGIApp) -> None:
-        self.inner = MathExtras(vllm_app, self.pool, self.grade_timeout)
+    def attach(self, vllm_app: ASGIApp, split_text: bool = False) -> None:
+        """``split_text``: split reasoning by text in the math layer (no vLLM reasoning parser)."""
+        self.inner = MathExtras(vllm_app, self.pool, self.grade_timeout, split_text=split_text)
 
-    def mount_demo(self, demo, path: str = "/demo") -> None:
+    def mount_demo(self, demo, path: str = DEMO) -> None:
+        """Mount the Gradio demo; with an API key set, its page and its API ask for the key (Gradio's login:
+        any user name, the key as password)."""
         import gradio as gr
 
-        self.own = gr.mount_gradio_app(self.own, demo, path=path)
+        auth = self._login if self._key_hashes else None
+        self.own = gr.mount_gradio_app(self.own, demo, path=path, auth=auth,
+                                       auth_message=DEMO_AUTH_MESSAGE if auth else None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.own(scope, receive, send)
             return
         path = scope["path"]
-        if scope["type"] == "http" and path.startswith(GUARDED_PREFIXES) and not self._authorized(scope):
-            await error_response(401, "Invalid or missing API key.", "AuthenticationError")(scope, receive, send)
+        in_demo = path == DEMO or path.startswith(DEMO + "/")
+        if scope["type"] != "http":  # websockets: nothing of ours uses them; keep them behind the key
+            if not (in_demo or path in self.open_paths or self._authorized(scope)):
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await self._route(scope, receive, send, path, in_demo)
             return
-        if path == "/v1/grade" or path == "/demo" or path.startswith("/demo/"):
+        send = _openai_errors(send, keep_detail=in_demo)
+        try:
+            if not (in_demo or path in self.open_paths or self._authorized(scope)):
+                await error_response(401, "Invalid or missing API key.", "AuthenticationError")(scope, receive, send)
+                return
+            receive = await self._limit_body(scope, receive, send)
+            if receive is not None:
+                await self._route(scope, receive, send, path, in_demo)
+        except RecursionError:  # a body nested too deeply for a route's JSON parser: the client's fault
+            if send.started:  # type: ignore[attr-defined]
+                raise
+            await error_response(400, "The body is JSON nested too deeply.", "BadRequestError")(scope, receive, send)
+        except Exception:
+            if send.started:  # type: ignore[attr-defined]
+                raise
+            logger.exception("request to %s failed", path)
+            await error_response(500, "Internal server error.", "InternalServerError")(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send, path: str, in_demo: bool) -> None:
+        if path == "/v1/grade" or in_demo:
             await self.own(scope, receive, send)
-            return
-        if self.inner is None:
+        elif self.inner is None:
             await error_response(503, "The model is still loading; retry shortly.", "ServiceUnavailableError")(
-                scope, receive, send
-            )
-            return
-        await self.inner(scope, receive, send)
+                scope, receive, send)
+        else:
+            await self.inner(scope, receive, send)
+
+    async def _limit_body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """``receive`` for a body within the size limit, or None after answering 413. A declared length is
+        checked at once (the server then never delivers more); a chunked body is read here, up to the limit."""
+        limit = self.limits.max_request_bytes
+        length = chunked = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                chunked = value
+        if length is not None:
+            if not length.isdigit() or int(length) > limit:
+                await _too_large(limit)(scope, receive, send)
+                return None
+            return receive
+        if chunked is None:
+            return receive
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return _replay(b"".join(chunks), receive, message)
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > limit:
+                await _too_large(limit)(scope, receive, send)
+                return None
+            if not message.get("more_body"):
+                return _replay(b"".join(chunks), receive)
 
     def _authorized(self, scope: Scope) -> bool:
-        if not self._key_hashes or scope.get("method") == "OPTIONS":
+        if not self._key_hashes or scope.get("method") == "OPTIONS":  # CORS preflights carry no key
             return True
-        scheme, _, token = (Headers(scope=scope).get("authorization") or "").partition(" ")
-        if scheme.lower() != "bearer":
-            return False
-        digest = hashlib.sha256(token.encode()).digest()
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), b"").decode("latin-1")
+        scheme, _, token = header.partition(" ")
+        return scheme.lower() == "bearer" and self._key_matches(token)
+
+    def _key_matches(self, key: str) -> bool:
+        digest = hashlib.sha256(key.encode()).digest()
         return any(hmac.compare_digest(digest, h) for h in self._key_hashes)
+
+    def _login(self, _user: str, password: str) -> bool:
+        return self._key_matches(password)
 
     def _build_own_routes(self) -> FastAPI:
         own = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
@@ -107,16 +230,99 @@ class LuffyApp:
             where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
             return error_response(400, f"{first.get('msg', 'invalid request')}", "BadRequestError", where)
 
+        @own.exception_handler(GradeQueueFull)
+        async def _full(_: Request, exc: GradeQueueFull):
+            response = error_response(429, f"The grading queue is full; retry in {exc.retry_after} s.",
+                                      "RateLimitError")
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
+
         @own.post("/v1/grade")
-        async def grade(request: GradeRequest) -> dict:
+        async def grade(request: GradeRequest):
             """Grade responses (or bare answers) against a gold; add the equivalence-aware majority."""
-            texts = request.texts()
-            # One worker task per batch is cheaper than one per item; each item keeps its own time bound.
-            batch = self.pool.submit_batch([(t, request.gold) for t in texts], request.mode)
-            grades = await asyncio.wrap_future(batch)
-            answers = [g.extracted for g in grades]
-            majority = await asyncio.wrap_future(self.pool.submit_vote(answers)) if answers else None
-            return {"object": "grade", "mode": request.mode, "grades": [asdict(g) for g in grades],
-                    "majority_answer": majority}
+            return await self._grade(request)
 
         return own
+
+    async def _grade(self, request: GradeRequest):
+        limits = self.limits
+        texts = request.texts()
+        field = "responses" if request.responses is not None else "answers"
+        if len(texts) > limits.grade_max_items:
+            return error_response(400, f"at most {limits.grade_max_items} items per request", "BadRequestError",
+                                  field)
+        if sum(map(len, texts)) + sum(map(len, request.golds())) > limits.grade_max_chars:
+            return error_response(413, f"at most {limits.grade_max_chars} characters per request, all items and "
+                                  "golds together", "RequestTooLargeError", field)
+        deadline = time.monotonic() + limits.grade_deadline
+        key = next(self._grade_ids)
+        self.admission.admit(key, len(texts), deadline)
+        try:
+            # Items go out in tasks of a few items; what is not graded by the deadline comes back timed out.
+            batch = self.grade_pool.submit_batch([(t, request.gold) for t in texts], request.mode, deadline)
+            grades = await asyncio.wrap_future(batch)
+            answers = [g.extracted for g in grades]
+            majority = await self._vote(answers, deadline) if answers else None
+        finally:
+            self.admission.release(key)
+        return {"object": "grade", "mode": request.mode, "grades": [asdict(g) for g in grades],
+                "majority_answer": majority}
+
+    async def _vote(self, answers: list[str | None], deadline: float) -> str | None:
+        """The equivalence-aware majority, or exact-string majority when it is not decided by the deadline."""
+        vote = self.grade_pool.submit_vote(answers, deadline)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(vote), max(deadline - time.monotonic(), 0.0))
+        except TimeoutError:  # wait_for cancelled the vote, which kills its worker
+            return exact_majority(answers)
+
+
+def _too_large(limit: int):
+    return error_response(413, f"The request body is larger than {limit} bytes.", "RequestTooLargeError")
+
+
+def _replay(body: bytes, receive: Receive, last: Message | None = None) -> Receive:
+    """A receive that gives ``body`` once, then goes on live (so a disconnect still reaches the app)."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+    if last is not None:
+        pending.append(last)
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
+def _openai_errors(send: Send, keep_detail: bool) -> Send:
+    """Wrap ``send``: responses below 400 go straight through; an error body that is not OpenAI error JSON is
+    rewritten into it. ``keep_detail`` keeps FastAPI's ``detail`` beside it (Gradio's page reads it)."""
+    held: Message | None = None
+    chunks: list[bytes] = []
+
+    async def wrapped(message: Message) -> None:
+        nonlocal held
+        if held is None:
+            if message["type"] == "http.response.start":
+                wrapped.started = True  # type: ignore[attr-defined]
+                if message["status"] >= 400:
+                    held = message
+                    return
+            await send(message)
+            return
+        if message["type"] != "http.response.body":
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        status, body = held["status"], b"".join(chunks)
+        rewritten = openai_error_body(status, body, keep_detail)
+        headers = held.get("headers", [])
+        if rewritten is not None:
+            body = rewritten
+            headers = [(k, v) for k, v in headers if k.lower() not in (b"content-length", b"content-type")]
+            headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({**held, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    wrapped.started = False  # type: ignore[attr-defined]
+    return wrapped

@@ -4,10 +4,15 @@ vLLM does the protocol (validation, sampling, streaming, reasoning parser, usage
 this layer only adds fields that the official ``openai`` client tolerates:
 
 - ``reasoning_content`` beside vLLM's ``reasoning`` (messages and stream deltas), the deepseek_r1 shape;
-- per choice, ``answer``: the last ``\\boxed{}`` of the answer part (after ``</think>``), or null;
-- with ``n > 1``, top-level ``majority_answer`` (equivalence-aware vote);
+  with ``split_text`` (a tokenizer without single ``<think>``/``</think>`` tokens, so no vLLM parser) the
+  layer splits the text itself (luffy_math.thinking), and the response has the same fields;
+- per choice, ``answer``: the last ``\\boxed{}`` of the graded text, or null; the graded text is LUFFY's:
+  what follows the first ``</think>``, or the whole output when the thought never closed;
+- with ``n > 1``, top-level ``majority_answer`` (equivalence-aware vote) and ``majority_reason`` (null, or
+  why the majority is null: ``no_answer``, ``timed_out``);
 - when the request carries ``gold`` (str or list), per choice ``grade`` (luffy_math's Grade as a dict),
-  graded with ``grade_mode`` ("luffy" by default, or "math_verify") on the answer part.
+  graded with ``grade_mode`` ("luffy" by default, or "math_verify"); a grade that could not finish in time
+  says ``timed_out: true``.
 
 Streams get the per-choice fields on the chunk that carries that choice's ``finish_reason``, and
 ``majority_answer`` on one extra chunk (``choices: []``) just before ``data: [DONE]``.
@@ -23,6 +28,8 @@ import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from luffy_math import GradingPool, extract_answer, split_reasoning
+from luffy_math.grader import crashed_grade, timed_out_grade
+from luffy_math.thinking import StreamSplit, split_response
 
 from .errors import error_response
 
@@ -34,13 +41,9 @@ _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 
 
-def answer_of(text: str | None, *, split: bool) -> str | None:
-    """The final answer of a choice's text; ``split`` drops reasoning up to ``</think>`` first."""
-    if not text:
-        return None
-    if split:
-        text = split_reasoning(text)[1]
-    return extract_answer(text)
+def graded_text(text: str) -> str:
+    """What LUFFY grades: the text after the first ``</think>``, or all of it when the thought never closed."""
+    return split_reasoning(text)[1]
 
 
 class MathRequest:
@@ -68,12 +71,17 @@ class MathRequest:
 
 
 class MathExtras:
-    """Wrap vLLM's app: read the request, pass it on unchanged, add the math fields to the response."""
+    """Wrap vLLM's app: read the request, pass it on unchanged, add the math fields to the response.
 
-    def __init__(self, app: ASGIApp, pool: GradingPool, vote_timeout: float = 30.0):
+    ``split_text``: vLLM runs no reasoning parser (the tokenizer has no single think tokens), so chat
+    responses are split into reasoning and content here, by their text.
+    """
+
+    def __init__(self, app: ASGIApp, pool: GradingPool, vote_timeout: float = 30.0, split_text: bool = False):
         self.app = app
         self.pool = pool
         self.vote_timeout = vote_timeout
+        self.split_text = split_text
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in (CHAT, COMPLETIONS):
@@ -84,6 +92,9 @@ class MathExtras:
             parsed = _decode(body)
         except msgspec.DecodeError:
             parsed = None
+        except RecursionError:  # vLLM's own parser would fail the same way, as a 500
+            await error_response(400, "The body is JSON nested too deeply.", "BadRequestError")(scope, receive, send)
+            return
         if not isinstance(parsed, dict):  # vLLM answers malformed bodies itself
             await self.app(scope, receive, send)
             return
@@ -92,25 +103,32 @@ class MathExtras:
             await error_response(400, problem, "BadRequestError", "gold")(scope, receive, send)
             return
         is_chat = scope["path"] == CHAT
-        if parsed.get("stream"):
-            await self.app(scope, receive, _StreamRewriter(self, request, is_chat, send).send)
-        else:
-            await self.app(scope, receive, _JsonRewriter(self, request, is_chat, send).send)
+        rewriter = _StreamRewriter if parsed.get("stream") else _JsonRewriter
+        await self.app(scope, receive, rewriter(self, request, is_chat, send).send)
 
-    async def vote(self, answers: list[str | None]) -> str | None:
-        """Equivalence-aware majority over the choices' answers (None when it cannot be decided in time)."""
-        return await self._wait(self.pool.submit_vote(answers))
-
-    async def grade(self, request: MathRequest, text: str) -> dict[str, Any] | None:
-        """The choice's grade against the request's gold, as a dict (None if grading failed)."""
-        result = await self._wait(self.pool.submit_grade(text, request.gold, request.mode))
-        return asdict(result) if result is not None else None
-
-    async def _wait(self, future) -> Any:
+    async def vote(self, answers: list[str | None]) -> tuple[str | None, str | None]:
+        """(majority answer, why it is None): an equivalence-aware vote over the choices' answers."""
+        given = [a for a in answers if a is not None]
+        if not given:
+            return None, "no_answer"
+        if len(set(given)) == 1:  # all the same text: no worker needed
+            return given[0], None
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), self.vote_timeout)
-        except Exception:  # a vote or a grade never breaks a response
-            return None
+            return await asyncio.wait_for(asyncio.wrap_future(self.pool.submit_vote(answers)),
+                                          self.vote_timeout), None
+        except Exception:  # a vote never breaks a response: it says why it has no answer
+            return None, "timed_out"
+
+    async def grade(self, request: MathRequest, text: str) -> dict[str, Any]:
+        """The choice's grade against the request's gold, as a dict; ``timed_out`` when it did not finish."""
+        try:
+            graded = await asyncio.wait_for(
+                asyncio.wrap_future(self.pool.submit_grade(text, request.gold, request.mode)), self.vote_timeout)
+        except asyncio.TimeoutError:
+            graded = timed_out_grade(text, request.mode)
+        except Exception:  # the pool is closing or broken: the grade says it failed, the response goes on
+            graded = crashed_grade(text, request.mode)
+        return asdict(graded)
 
 
 async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
@@ -137,16 +155,27 @@ async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
     return body, replay
 
 
-def _choice_text(choice: dict[str, Any], is_chat: bool) -> tuple[str, str | None]:
-    """(text to grade, answer) of one non-stream choice."""
-    if is_chat:
-        message = choice.get("message") or {}
-        if "reasoning" in message:
-            message["reasoning_content"] = message["reasoning"]
-        content = message.get("content") or ""
-        return content, answer_of(content, split=False)
-    text = choice.get("text") or ""
-    return split_reasoning(text)[1], answer_of(text, split=True)
+def _set_reasoning(fields: dict[str, Any], reasoning: str | None) -> None:
+    """vLLM's ``reasoning`` and the deepseek_r1 name ``reasoning_content``, both with the same text."""
+    fields["reasoning"] = reasoning
+    fields["reasoning_content"] = reasoning
+
+
+def _choice_text(choice: dict[str, Any], is_chat: bool, split_text: bool) -> str:
+    """The text to grade of one non-stream choice (its message is split or aliased in place)."""
+    if not is_chat:
+        return graded_text(choice.get("text") or "")
+    message = choice.get("message") or {}
+    if split_text:
+        whole = message.get("content") or ""
+        reasoning, message["content"] = split_response(whole)
+        _set_reasoning(message, reasoning)
+        return graded_text(whole)
+    if "reasoning" in message:
+        _set_reasoning(message, message["reasoning"])
+    content = message.get("content")
+    # The parser leaves content null when the thought never closed: LUFFY then grades the whole output.
+    return content if content is not None else (message.get("reasoning") or "")
 
 
 class _JsonRewriter:
@@ -187,29 +216,81 @@ class _JsonRewriter:
         choices = payload.get("choices") or []
         texts, answers = [], []
         for choice in choices:
-            text, answer = _choice_text(choice, self.is_chat)
-            choice["answer"] = answer
+            text = _choice_text(choice, self.is_chat, self.extras.split_text)
+            choice["answer"] = extract_answer(text)
             texts.append(text)
-            answers.append(answer)
+            answers.append(choice["answer"])
         if self.request.gold is not None:
             grades = await asyncio.gather(*(self.extras.grade(self.request, t) for t in texts))
             for choice, grade in zip(choices, grades, strict=True):
                 choice["grade"] = grade
         if self.request.wants_vote:
-            payload["majority_answer"] = await self.extras.vote(answers)
+            payload["majority_answer"], payload["majority_reason"] = await self.extras.vote(answers)
         return _encode(payload)
 
 
+class _Delta(msgspec.Struct):
+    content: str | None = None
+    reasoning: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    index: int = 0
+    text: str | None = None  # completions
+    delta: _Delta | None = None  # chat
+    finish_reason: str | None = None
+
+
+class _Chunk(msgspec.Struct):
+    """The few fields of a stream chunk the math layer reads; msgspec skips the rest without building it."""
+
+    id: str | None = None
+    object: str | None = None
+    created: int | None = None
+    model: str | None = None
+    choices: list[_Choice] = []
+
+
+_peek = msgspec.json.Decoder(_Chunk).decode
+
+
+class _Edit(msgspec.Struct):
+    """How one choice's delta changes: ``reasoning`` (also as ``reasoning_content``) and ``content``, the
+    latter only when ``split`` (the raw content is replaced by the split pieces)."""
+
+    reasoning: str | None
+    content: str | None = None
+    split: bool = False
+
+
+def _insert_alias(data: bytes, key: bytes, reasoning: str) -> bytes:
+    """``data`` with ``"reasoning_content": reasoning, "reasoning":`` in place of its first ``"KEY":``.
+
+    The bytes ``"KEY":`` cannot occur inside a JSON string (its quotes would be escaped), so the first one is
+    the key itself; with one choice per chunk only the delta has it. This saves decoding and re-encoding the
+    chunk on every token.
+    """
+    return data.replace(b'"' + key + b'":', b'"reasoning_content":' + _encode(reasoning) + b',"reasoning":', 1)
+
+
 class _StreamRewriter:
-    """Pass SSE events through, adding ``answer`` at each choice's finish and a summary before [DONE]."""
+    """Pass SSE events through, adding ``answer`` at each choice's finish and a summary before [DONE].
+
+    Each chunk is read once into :class:`_Chunk`; a chunk that needs no change is sent as vLLM wrote it, one
+    whose delta only gains a reasoning alias is patched as bytes, and the rest (a choice's finish, a split
+    tag, several choices) are decoded, changed and encoded again.
+    """
 
     def __init__(self, extras: MathExtras, request: MathRequest, is_chat: bool, send: Send):
         self.extras, self.request, self.is_chat, self.downstream = extras, request, is_chat, send
+        self.split_text = is_chat and extras.split_text
         self.passthrough = False
         self.pending = b""
-        self.texts: dict[int, list[str]] = {}
+        self.texts: dict[int, list[str]] = {}  # per choice: the raw text (completions, split chat) or content
+        self.reasoning: dict[int, list[str]] = {}  # per choice: vLLM parser's reasoning deltas
+        self.splits: dict[int, StreamSplit] = {}
         self.answers: dict[int, str | None] = {}
-        self.last_chunk: dict[str, Any] | None = None
+        self.meta: _Chunk | None = None
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -222,7 +303,13 @@ class _StreamRewriter:
         if self.passthrough or message["type"] != "http.response.body":
             await self.downstream(message)
             return
-        self.pending += message.get("body", b"")
+        body = message.get("body", b"")
+        if not self.pending and body.find(b"\n\n") == len(body) - 2:  # one whole event: vLLM's usual message
+            event = body[:-2]
+            changed = await self._event(event)
+            await self.downstream(message if changed is event else {**message, "body": changed + b"\n\n"})
+            return
+        self.pending += body
         out: list[bytes] = []
         while b"\n\n" in self.pending:
             event, self.pending = self.pending.split(b"\n\n", 1)
@@ -240,55 +327,87 @@ class _StreamRewriter:
         data = event[6:]
         if data.strip() == b"[DONE]":
             prefix = b""
-            if self.request.wants_vote and self.last_chunk is not None:
+            if self.request.wants_vote and self.meta is not None:
                 prefix = b"data: " + _encode(await self._vote_chunk()) + b"\n\n"
             return prefix + event
         try:
-            chunk = _decode(data)
+            peek = _peek(data)
         except msgspec.DecodeError:
             return event
-        if not isinstance(chunk, dict) or not chunk.get("choices"):
+        if not peek.choices:
             return event
-        self.last_chunk = chunk
-        changed = False
-        for choice in chunk["choices"]:
-            changed |= self._take(choice)
-            if choice.get("finish_reason") is not None:
-                changed = True
-                text = self._finish(choice)
+        self.meta = peek
+        edits = [self._take(choice) for choice in peek.choices]
+        if all(choice.finish_reason is None for choice in peek.choices):
+            if all(edit is None for edit in edits):
+                return event
+            edit = edits[0]
+            if len(edits) == 1 and edit.reasoning is not None and (not edit.split or edit.content is None):
+                return b"data: " + _insert_alias(data, b"content" if edit.split else b"reasoning", edit.reasoning)
+        chunk = _decode(data)
+        for choice, seen, edit in zip(chunk["choices"], peek.choices, edits, strict=True):
+            if edit is not None:
+                self._apply(choice.setdefault("delta", {}), edit)
+            if seen.finish_reason is not None:
+                text = self._finish(choice, seen.index)
                 if self.request.gold is not None:
                     choice["grade"] = await self.extras.grade(self.request, text)
-        # Most chunks pass through as vLLM wrote them; only changed ones are serialized again.
-        return b"data: " + _encode(chunk) if changed else event
+        return b"data: " + _encode(chunk)
 
-    def _take(self, choice: dict[str, Any]) -> bool:
-        """Record a choice's delta text; add the ``reasoning_content`` alias. True if the choice changed."""
-        parts = self.texts.setdefault(choice.get("index", 0), [])
+    def _take(self, choice: _Choice) -> _Edit | None:
+        """Record a choice's delta text; return how its delta must change (None: it stays as it is)."""
+        parts = self.texts.setdefault(choice.index, [])
         if not self.is_chat:
-            if choice.get("text"):
-                parts.append(choice["text"])
-            return False
-        delta = choice.get("delta") or {}
-        if delta.get("content"):
-            parts.append(delta["content"])
-        if "reasoning" in delta:
-            delta["reasoning_content"] = delta["reasoning"]
-            return True
-        return False
+            if choice.text:
+                parts.append(choice.text)
+            return None
+        delta = choice.delta or _Delta()
+        if self.split_text:
+            if not delta.content:
+                return None
+            parts.append(delta.content)
+            reasoning, content = self.splits.setdefault(choice.index, StreamSplit()).feed(delta.content)
+            if content == delta.content:
+                return None  # all of it is content, as vLLM wrote it
+            return _Edit(reasoning or None, content or None, split=True)
+        if delta.content:
+            parts.append(delta.content)
+        if delta.reasoning is None:
+            return None
+        self.reasoning.setdefault(choice.index, []).append(delta.reasoning)
+        return _Edit(delta.reasoning)
 
-    def _finish(self, choice: dict[str, Any]) -> str:
-        """At a choice's finish: set its ``answer``; return the text to grade."""
-        index = choice.get("index", 0)
-        text = "".join(self.texts[index])
-        answer = answer_of(text, split=not self.is_chat)
+    @staticmethod
+    def _apply(delta: dict[str, Any], edit: _Edit) -> None:
+        if edit.split:
+            delta.pop("content", None)
+            if edit.content is not None:
+                delta["content"] = edit.content
+        if edit.reasoning is not None:
+            _set_reasoning(delta, edit.reasoning)
+
+    def _finish(self, choice: dict[str, Any], index: int) -> str:
+        """At a choice's finish: flush a held-back split, set its ``answer``; return the text to grade."""
+        text = "".join(self.texts.get(index, []))
+        if self.split_text and index in self.splits:
+            held, _ = self.splits[index].finish()
+            if held:
+                delta = choice.setdefault("delta", {})
+                _set_reasoning(delta, (delta.get("reasoning") or "") + held)
+        if self.is_chat and not self.split_text:
+            # With vLLM's parser the content is what follows </think>; an unclosed thought is graded whole.
+            text = text if text else "".join(self.reasoning.get(index, []))
+        else:
+            text = graded_text(text)
+        answer = extract_answer(text)
         self.answers[index] = answer
         choice["answer"] = answer
-        return text if self.is_chat else split_reasoning(text)[1]
+        return text
 
     async def _vote_chunk(self) -> dict[str, Any]:
-        assert self.last_chunk is not None
+        assert self.meta is not None
         answers = [self.answers.get(i) for i in sorted(self.texts)]
-        chunk = {k: self.last_chunk[k] for k in ("id", "object", "created", "model") if k in self.last_chunk}
+        chunk: dict[str, Any] = {k: getattr(self.meta, k) for k in ("id", "object", "created", "model")}
         chunk["choices"] = []
-        chunk["majority_answer"] = await self.extras.vote(answers)
+        chunk["majority_answer"], chunk["majority_reason"] = await self.extras.vote(answers)
         return chunk

@@ -1,28 +1,55 @@
 """Build a tiny Qwen2 checkpoint offline, for tests and smoke runs.
 
-Hub weights cannot be downloaded everywhere (CI, air-gapped boxes), so the tests use a checkpoint the
-project builds itself: a byte-level BPE tokenizer trained on the spot, a LUFFY-style chat template
-(the assistant turn opens with ``<think>\\n``), and a 2-layer ``Qwen2ForCausalLM`` with head_dim 128
-(the vLLM CPU attention backend rejects smaller heads).
+Hub weights cannot be downloaded everywhere (CI, air-gapped boxes), so the tests use checkpoints the
+project builds itself: a 2-layer ``Qwen2ForCausalLM`` with head_dim 128 (the vLLM CPU attention backend
+rejects smaller heads) and a LUFFY-style chat template (the assistant turn opens with ``<think>\\n``), on
+one of two tokenizer shapes (``--vocab``):
+
+- ``tiny`` (default): a 1,024-token byte-level BPE trained on the spot, with single ``<think>`` /
+  ``</think>`` tokens, the shape of DeepSeek-R1-distilled tokenizers (vLLM's reasoning parser works).
+- ``qwen``: the real Qwen2.5 vocabulary (151,643 BPE tokens read from the ranks file PyPI's ``dashscope``
+  package ships, 22 added tokens at 151643-151664, ``vocab_size`` 151936), the shape of
+  LUFFY-Qwen-Math-*-Zero and Qwen2.5-Instruct checkpoints: ``<think>`` is ``<th`` ``ink`` ``>``.
 
 With ``--teach-steps N`` (default 200; it goes on, up to 1000, until the format holds) the random weights
 get a few seconds of training on a templated corpus, so that the model writes ``Let me think step by step.\\n</think>\\n\\nThe answer is $\\boxed{42}$.``
 (greedy) and sometimes ``\\boxed{24}`` (sampled): that makes the reasoning split, answer extraction,
 voting and grading observable end to end. It is never a real model.
 
-    python -m luffy_serve.tiny_model OUT_DIR [--teach-steps 200] [--seed 0]
+    python -m luffy_serve.tiny_model OUT_DIR [--vocab tiny|qwen] [--teach-steps 200] [--seed 0]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import json
+import math
 import random
 from pathlib import Path
+
+VOCABS = ("tiny", "qwen")
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # Added but not special, as in Qwen/DeepSeek tokenizers: decoded text keeps them, so reasoning parsers see them.
 THINK_TOKENS = ["<think>", "</think>"]
+
+# Qwen2.5's added tokens, ids 151643-151664 in this order; the first 14 are special (dropped when decoding
+# with skip_special_tokens), the tool-call and fill-in-the-middle ones are not.
+QWEN_ADDED_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>",
+    "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>",
+    "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
+]
+QWEN_SPECIAL_COUNT = 14
+QWEN_VOCAB_SIZE = 151936  # config.json's vocab_size: Qwen2.5 pads its embedding past the 151,665 tokens
+# Qwen2's pre-tokenizer: cl100k's pattern, but digits split one by one.
+QWEN_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"""
+    r"""|\s+(?!\S)|\s+"""
+)
 
 # A Qwen-style template whose generation prompt opens the reasoning block, as LUFFY's checkpoints do.
 CHAT_TEMPLATE = (
@@ -41,15 +68,16 @@ MAX_TEACH_STEPS = 1000
 
 
 def teaching_corpus(n: int, seed: int) -> list[tuple[str, str]]:
-    """(prompt, completion) pairs in the chat format the checkpoint is served with."""
+    """(prompt, completion) pairs in the chat format the checkpoint is served with: ``n`` questions, each
+    with every entry of ANSWERS, so the answer cannot be learnt from the question."""
     rng = random.Random(seed)
     pairs = []
-    for i in range(n):
+    for _ in range(n):
         a, b = rng.randint(1, 999), rng.randint(1, 999)
         question = rng.choice([f"What is {a} + {b}?", f"Solve x^2 = {a}.", f"Compute {a} \\cdot {b}."])
         prompt = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n<think>\n"
-        completion = f"{REASONING}\n</think>\n\nThe answer is $\\boxed{{{ANSWERS[i % 4]}}}$.<|im_end|>"
-        pairs.append((prompt, completion))
+        for answer in ANSWERS:
+            pairs.append((prompt, f"{REASONING}\n</think>\n\nThe answer is $\\boxed{{{answer}}}$.<|im_end|>"))
     return pairs
 
 
@@ -71,31 +99,75 @@ def train_tokenizer(corpus: list[str], vocab_size: int):
     return tokenizer
 
 
-def build(out_dir: str | Path, teach_steps: int = 200, seed: int = 0, vocab_size: int = 1024) -> Path:
-    """Write the checkpoint (config, safetensors, tokenizer, template) to ``out_dir``; return it."""
-    import torch
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+def qwen_ranks_file() -> Path:
+    """Qwen's tiktoken BPE ranks, from the installed ``dashscope`` package (a test dependency)."""
+    from importlib.resources import files
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
+    try:
+        path = files("dashscope") / "resources" / "qwen.tiktoken"
+    except ModuleNotFoundError:
+        raise RuntimeError("the Qwen vocabulary comes from the dashscope package: pip install dashscope") from None
+    return Path(str(path))
 
-    pairs = teaching_corpus(512, seed)
-    extra = ["\\frac{1}{2} \\sqrt{3} x^2 + y^2 = z^2 \\boxed{} \\pi \\cdot 0123456789 ()[]{}"]
-    raw = train_tokenizer([p + c for p, c in pairs] + extra, vocab_size)
+
+def qwen_tokenizer_object():
+    """The Qwen2.5 tokenizer pipeline: NFC, Qwen2's split pattern, byte-level BPE, then the added tokens."""
+    from tokenizers import AddedToken, normalizers
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    tokenizer = TikTokenConverter(vocab_file=str(qwen_ranks_file()), pattern=QWEN_PATTERN).converted()
+    tokenizer.normalizer = normalizers.NFC()
+    tokenizer.model.ignore_merges = False  # as in Qwen2.5's tokenizer.json
+    tokenizer.add_tokens([AddedToken(t, special=i < QWEN_SPECIAL_COUNT, normalized=False)
+                          for i, t in enumerate(QWEN_ADDED_TOKENS)])
+    return tokenizer
+
+
+def make_tokenizer(vocab: str, pairs: list[tuple[str, str]], vocab_size: int):
+    """The ``transformers`` tokenizer of the chosen shape, with eos ``<|im_end|>``, pad ``<|endoftext|>``, no bos."""
+    from transformers import PreTrainedTokenizerFast
+
+    if vocab == "qwen":
+        raw, extra_special = qwen_tokenizer_object(), QWEN_ADDED_TOKENS[1:QWEN_SPECIAL_COUNT]
+    elif vocab == "tiny":
+        extra = ["\\frac{1}{2} \\sqrt{3} x^2 + y^2 = z^2 \\boxed{} \\pi \\cdot 0123456789 ()[]{}"]
+        raw, extra_special = train_tokenizer([p + c for p, c in pairs] + extra, vocab_size), ["<|im_start|>"]
+    else:
+        raise ValueError(f"unknown vocab {vocab!r} (choose from {', '.join(VOCABS)})")
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=raw,
         bos_token=None,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         unk_token=None,
-        additional_special_tokens=["<|im_start|>"],
+        additional_special_tokens=extra_special,
+        clean_up_tokenization_spaces=False,
         model_max_length=2048,
     )
     tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
 
+
+def build(out_dir: str | Path, teach_steps: int = 200, seed: int = 0, vocab_size: int = 1024,
+          vocab: str = "tiny") -> Path:
+    """Write the checkpoint (config, safetensors, tokenizer, template) to ``out_dir``; return it.
+
+    ``vocab_size`` sizes the trained ``tiny`` vocabulary; the ``qwen`` one is Qwen2.5's.
+    """
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    pairs = teaching_corpus(128, seed)
+    tokenizer = make_tokenizer(vocab, pairs, vocab_size)
+    rows = _tokenized(tokenizer, pairs)
+    # The tiny vocabulary was trained on the corpus: every row is taught. Of Qwen's 151,936 rows only those the
+    # corpus uses are; the others stay zero (see _teach).
+    live = list(range(len(tokenizer))) if vocab == "tiny" else sorted({t for ids, _ in rows for t in ids})
+    # The Qwen vocabulary's embedding is 151936 x 256; bf16 halves the file and vLLM/transformers load it.
+    dtype = torch.bfloat16 if vocab == "qwen" else torch.float32
     config = Qwen2Config(
-        vocab_size=len(tokenizer),
+        vocab_size=QWEN_VOCAB_SIZE if vocab == "qwen" else len(tokenizer),
         hidden_size=256,
         intermediate_size=512,
         num_hidden_layers=2,
@@ -108,56 +180,123 @@ def build(out_dir: str | Path, teach_steps: int = 200, seed: int = 0, vocab_size
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None,
-        torch_dtype="float32",
+        torch_dtype=str(dtype).removeprefix("torch."),
     )
-    model = Qwen2ForCausalLM(config)
-    if teach_steps > 0:
-        _teach(model, tokenizer, pairs, teach_steps)
+    compact = Qwen2ForCausalLM(_resized(config, len(live) + 1))
+    model = _teach(compact, config, live, tokenizer, rows, teach_steps, dtype)
     model.generation_config.eos_token_id = config.eos_token_id
     model.generation_config.pad_token_id = config.pad_token_id
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     _write_template_file(out)
     return out
 
 
-def _teach(model, tokenizer, pairs: list[tuple[str, str]], steps: int) -> None:
-    """Fit the completions (not the prompts) of the corpus for a few hundred AdamW steps."""
-    import torch
-
+def _tokenized(tokenizer, pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+    """(input ids, labels) per pair: the loss is on the completion, not the prompt."""
     rows = []
     for prompt, completion in pairs:
         p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         c_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
         rows.append((p_ids + c_ids, [-100] * len(p_ids) + c_ids))
-    width = max(len(ids) for ids, _ in rows)
-    pad = tokenizer.pad_token_id
-    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
-    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
-    attention = (torch.arange(width)[None, :] < torch.tensor([len(i) for i, _ in rows])[:, None]).long()
-
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(0)
-    for step in range(1, MAX_TEACH_STEPS + 1):
-        model.train()
-        idx = torch.randint(0, len(rows), (32,), generator=generator)
-        loss = model(input_ids=input_ids[idx], attention_mask=attention[idx], labels=labels[idx]).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        # Keep going past ``steps`` until greedy decoding really writes the taught format.
-        if step >= steps and step % 50 == 0 and _writes_format(model, tokenizer):
-            break
-    model.eval()
+    return rows
 
 
-def _writes_format(model, tokenizer) -> bool:
-    """Greedy output on unseen questions is exactly the taught completion (answer 42)."""
+def _resized(config, vocab_size: int):
+    """The same architecture with ``vocab_size`` rows (and no padding row)."""
+    resized = copy.deepcopy(config)
+    resized.vocab_size, resized.pad_token_id = vocab_size, None
+    return resized
+
+
+def _teach(compact, config, live: list[int], tokenizer, rows: list[tuple[list[int], list[int]]], steps: int,
+           dtype):
+    """Fit the corpus's completions with AdamW until greedy decoding writes them; return the full model.
+
+    Training runs in a compact vocabulary, so that a 151,936-row output layer costs nothing: row 0 stands
+    for every token the corpus never uses, and those rows are all zero in the full model. A zero row's
+    logit is exactly 0, so their softmax mass is exp(0) times their count: row 0 is kept at zero and its
+    logit gets log(count). That is the full model's exact loss, at the compact model's price.
+    """
     import torch
 
-    model.eval()
+    to_compact = torch.zeros(config.vocab_size, dtype=torch.long)
+    to_compact[torch.tensor(live)] = torch.arange(1, len(live) + 1)
+    width = max(len(ids) for ids, _ in rows)
+    pad = tokenizer.pad_token_id
+    input_ids = to_compact[torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])]
+    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
+    # Prompts meet untaught (zero) tokens when served: some prompt tokens become row 0 in training too.
+    droppable = labels == -100 if len(live) < config.vocab_size else torch.zeros_like(labels, dtype=torch.bool)
+    labels = torch.where(labels == -100, -100, to_compact[labels.clamp(min=0)])[:, 1:]
+    attention = (torch.arange(width)[None, :] < torch.tensor([len(i) for i, _ in rows])[:, None]).long()
+    unused = config.vocab_size - len(live)
+    logit_shift = torch.zeros(len(live) + 1)
+    logit_shift[0] = math.log(unused) if unused else -math.inf
+
+    embedding = compact.get_input_embeddings().weight  # tied: the output layer too
+    optimizer = torch.optim.AdamW(compact.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    with _one_thread():
+        for step in range(1, MAX_TEACH_STEPS + 1 if steps > 0 else 1):
+            with torch.no_grad():
+                embedding[0].zero_()
+            compact.train()
+            idx = torch.randint(0, len(rows), (32,), generator=generator)
+            dropped = droppable[idx] & (torch.rand(droppable[idx].shape, generator=generator) < 0.15)
+            ids = torch.where(dropped, 0, input_ids[idx])
+            logits = compact(input_ids=ids, attention_mask=attention[idx]).logits[:, :-1] + logit_shift
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels[idx].flatten())
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            # Keep going past ``steps`` until greedy decoding really writes the taught format, as saved.
+            if step >= steps and step % 50 == 0 and _writes_format(_expanded(compact, config, live, dtype),
+                                                                   tokenizer, untaught_prompt=unused > 0):
+                break
+        with torch.no_grad():
+            embedding[0].zero_()
+        return _expanded(compact, config, live, dtype)
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Matmuls this small gain little from a second thread and lose 10x when other processes want the cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _expanded(compact, config, live: list[int], dtype):
+    """The full-vocabulary model: the compact one's weights, its rows at their token ids, zeros elsewhere."""
+    import torch
+    from transformers import Qwen2ForCausalLM
+
+    model = Qwen2ForCausalLM(config)
+    state = {k: v for k, v in compact.state_dict().items() if k not in ("model.embed_tokens.weight", "lm_head.weight")}
+    model.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        embedding = model.get_input_embeddings().weight  # tied: the output layer too
+        embedding.zero_()
+        embedding[torch.tensor(live)] = compact.get_input_embeddings().weight[1:]
+    return model.to(dtype).eval()
+
+
+def _writes_format(model, tokenizer, untaught_prompt: bool = False) -> bool:
+    """Greedy output on unseen questions is exactly the taught completion (answer 42); with
+    ``untaught_prompt``, also on a question made mostly of tokens the corpus never uses."""
+    import torch
+
     expected = f"{REASONING}\n</think>\n\nThe answer is $\\boxed{{42}}$."
-    for question in ("What is 1234 + 5?", "What is 19 + 23?", "What is 2 + 3?", "Solve x^2 = 9.", "Hello?"):
+    questions = ["What is 1234 + 5?", "What is 19 + 23?", "What is 2 + 3?", "Solve x^2 = 9.", "Hello?"]
+    for question in questions + ["What is the smallest prime greater than 100?"] * untaught_prompt:
         prompt = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n<think>\n"
         ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
         with torch.no_grad():
@@ -179,10 +318,12 @@ def _write_template_file(out: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_dir")
+    parser.add_argument("--vocab", choices=VOCABS, default="tiny",
+                        help="tiny: trained BPE with <think> tokens (default); qwen: the real Qwen2.5 vocabulary")
     parser.add_argument("--teach-steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    path = build(args.out_dir, teach_steps=args.teach_steps, seed=args.seed)
+    path = build(args.out_dir, teach_steps=args.teach_steps, seed=args.seed, vocab=args.vocab)
     print(path)
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from luffy_serve import arg_types
 from luffy_train.config import ConfigError, available, compose, to_yaml
 from luffy_train.data import HUB_DATASET, DataError, load_frame, prepare, validate
 
@@ -25,10 +26,10 @@ def _parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="write the OpenR1 hub dataset or a local parquet in training format")
     data.add_argument("source", nargs="?", default=HUB_DATASET, help=f"parquet path or hub name (default {HUB_DATASET})")
-    data.add_argument("out", help="output parquet path")
+    data.add_argument("out", type=arg_types.output_file, help="output parquet path")
     data.add_argument("--split", default="train")
     data.add_argument("--system-prompt", default=None, help="system message for flat (problem/answer) data")
-    data.add_argument("--max-rows", type=int, default=None)
+    data.add_argument("--max-rows", type=arg_types.positive_int, default=None)
     data.add_argument("--drop-bad", action="store_true", help="drop invalid rows instead of failing")
 
     sub.add_parser("configs", help="list the configs")
@@ -47,6 +48,19 @@ def _check_data(cfg) -> str:
     return "\n".join(lines)
 
 
+def _check_before_loading(cfg, engine: str) -> None:
+    """What can be checked without loading anything: the model's path, and the local engine's own needs."""
+    try:
+        arg_types.check("actor_rollout_ref.model.path", cfg.actor_rollout_ref.model.path, arg_types.model)
+        if engine == "local":
+            arg_types.check("trainer.default_local_dir", cfg.trainer.default_local_dir, arg_types.output_dir)
+            # The local engine samples (do_sample); a temperature of 0 is greedy decoding, which it has not.
+            arg_types.check("actor_rollout_ref.rollout.temperature", cfg.actor_rollout_ref.rollout.temperature,
+                            arg_types.positive_float)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].startswith("--") and argv[0] not in ("--help", "-h"):
@@ -62,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {kept} rows ({read - kept if args.drop_bad else 0} dropped) to {args.out}")
             return 0
         cfg = compose(args.config, args.overrides)
+        _check_before_loading(cfg, args.engine)
         if args.dry_run:
             print(to_yaml(cfg))
             from luffy_train.verl_integration import validate as verl_validate
@@ -70,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_check_data(cfg))
             return 0
         if args.engine == "local":
+            _check_data(cfg)  # before the model loads
             from luffy_train.local_engine import train
 
             print(f"checkpoint: {train(cfg, progress=not args.quiet)}")

@@ -6,17 +6,46 @@ batch and learning-rate settings, and both read the ``luffy`` node (the algorith
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from luffy_serve import arg_types
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-# verl's config group (ppo_trainer.yaml and its parts), which luffy_base.yaml extends.
-VERL_SEARCHPATH = "hydra.searchpath=[pkg://verl.trainer.config]"
+# Entries that must hold a number of the right kind (the flags' own rules, luffy_serve.arg_types);
+# optional ones may be null.
+VALUE_RULES = {
+    "actor_rollout_ref.rollout.n": arg_types.positive_int,
+    "luffy.n_off_policy": arg_types.non_negative_int,
+    "data.train_batch_size": arg_types.positive_int,
+    "data.max_prompt_length": arg_types.positive_int,
+    "data.max_response_length": arg_types.positive_int,
+    "actor_rollout_ref.actor.ppo_mini_batch_size": arg_types.positive_int,
+    "actor_rollout_ref.actor.optim.lr": arg_types.non_negative_float,
+    "actor_rollout_ref.rollout.temperature": arg_types.non_negative_float,
+    "actor_rollout_ref.rollout.top_p": arg_types.probability,
+    "trainer.total_epochs": arg_types.positive_int,
+    "luffy.local.save_every": arg_types.non_negative_int,
+    "luffy.local.seed": arg_types.seed,
+}
+OPTIONAL_VALUE_RULES = {"luffy.local.max_steps": arg_types.positive_int}
+LOCAL_DEVICES = ("auto", "cpu", "cuda")
 
 
 class ConfigError(ValueError):
     """The config name or an override is wrong; the message says which."""
+
+
+def verl_searchpath() -> str:
+    """The Hydra search path of verl's config group (ppo_trainer.yaml and its parts), which luffy_base.yaml
+    extends. Given as a directory, found without importing verl (which loads torch: ~10 s), so that a bad
+    override is refused in about a second; it composes the same configs as ``pkg://verl.trainer.config``."""
+    spec = importlib.util.find_spec("verl")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("verl is not installed in this environment (the trainer runs in .venv-train)")
+    return f"hydra.searchpath=[file://{Path(spec.submodule_search_locations[0]) / 'trainer' / 'config'}]"
 
 
 def available() -> list[str]:
@@ -37,7 +66,7 @@ def compose(name: str, overrides: list[str] | None = None) -> DictConfig:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-            cfg = hydra_compose(config_name=name, overrides=[VERL_SEARCHPATH, *(overrides or [])])
+            cfg = hydra_compose(config_name=name, overrides=[verl_searchpath(), *(overrides or [])])
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(f"bad override for config {name!r}: {str(err).splitlines()[0]}") from err
     finally:
@@ -46,8 +75,24 @@ def compose(name: str, overrides: list[str] | None = None) -> DictConfig:
     return cfg
 
 
+def check_values(cfg: DictConfig) -> None:
+    """Counts, sampling and seeds of the right kind and range, in the words the command-line flags use."""
+    for key, parse in {**VALUE_RULES, **OPTIONAL_VALUE_RULES}.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is None and key in OPTIONAL_VALUE_RULES:
+            continue
+        try:
+            arg_types.check(key, value, parse)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    device = str(cfg.luffy.local.device)
+    if device not in LOCAL_DEVICES and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise ConfigError(f"luffy.local.device must be auto, cpu, cuda or cuda:N, got {device!r}")
+
+
 def check(cfg: DictConfig) -> None:
-    """Reject combinations LUFFY's design does not support, before anything starts."""
+    """Reject values and combinations LUFFY's design does not support, before anything starts."""
+    check_values(cfg)
     luffy = cfg.luffy
     n = cfg.actor_rollout_ref.rollout.n
     if luffy.algorithm not in ("luffy", "grpo", "rl_sft", "sft"):

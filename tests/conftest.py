@@ -26,22 +26,33 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir() -> Path:
-    """The project's tiny checkpoint, built once and cached by the builder's source hash."""
+def built_checkpoint(name: str, vocab: str) -> Path:
+    """A tiny checkpoint of the given tokenizer shape, built once and cached by the builder's source hash."""
     from luffy_serve import tiny_model
 
     digest = hashlib.sha256(Path(tiny_model.__file__).read_bytes()).hexdigest()[:12]
     import transformers
 
-    out = REPO / ".cache" / f"tiny-model-{digest}-tf{transformers.__version__}"
+    out = REPO / ".cache" / f"{name}-{digest}-tf{transformers.__version__}"
     out.parent.mkdir(exist_ok=True)
     with FileLock(str(out) + ".lock"):  # parallel sessions wait for one build instead of racing
         if not (out / "model.safetensors").exists():
             tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-            tiny_model.build(tmp)
+            tiny_model.build(tmp, vocab=vocab)
             tmp.rename(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    """The project's tiny checkpoint: single <think>/</think> tokens, as DeepSeek-R1-distilled tokenizers."""
+    return built_checkpoint("tiny-model", "tiny")
+
+
+@pytest.fixture(scope="session")
+def qwen_model_dir() -> Path:
+    """The tiny checkpoint on the real Qwen2.5 vocabulary (<think> is three tokens), as LUFFY-Qwen-Math-*."""
+    return built_checkpoint("qwen-vocab-model", "qwen")
 
 
 @pytest.fixture(scope="session")
@@ -82,13 +93,33 @@ def stop_server(server: Server) -> None:
     stop(server.process)
 
 
+# Small limits, so that tests/serve/test_hostile.py can reach them quickly.
+SESSION_FLAGS = ["--demo", "--grade-deadline", "4", "--grade-capacity", "64", "--max-request-bytes", "2000000"]
+
+
 @pytest.fixture(scope="session")
-def luffy_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """One luffy-serve process (real vLLM CPU engine) on the tiny checkpoint for the whole session,
-    with the web demo mounted at /demo."""
-    server = start_server(tiny_model_dir, tmp_path_factory.mktemp("server") / "luffy-serve.log", ["--demo"])
+def luffy_server(qwen_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One luffy-serve process (real vLLM CPU engine) for the whole session, on the checkpoint with LUFFY's
+    shape (the Qwen2.5 vocabulary: no think tokens, so the math layer splits the text), with the web demo
+    mounted at /demo."""
+    server = start_server(qwen_model_dir, tmp_path_factory.mktemp("server") / "luffy-serve.log", SESSION_FLAGS)
     yield server
     stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def think_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A second luffy-serve, started only by the tests that need it, on the think-token checkpoint
+    (DeepSeek-R1-distilled tokenizers' shape: vLLM's deepseek_r1 parser splits the reasoning)."""
+    server = start_server(tiny_model_dir, tmp_path_factory.mktemp("think-server") / "luffy-serve.log")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session", params=["qwen-vocab", "think-tokens"])
+def any_server(request: pytest.FixtureRequest) -> Server:
+    """Each server in turn: a test of the response's shape must pass on both tokenizer shapes."""
+    return request.getfixturevalue("luffy_server" if request.param == "qwen-vocab" else "think_server")
 
 
 @pytest.fixture(scope="session")

@@ -73,9 +73,13 @@ class OpenAISampler:
             choice = reply.choices[0]
             extra = choice.message.model_extra or {}
             reasoning = extra.get("reasoning_content") or extra.get("reasoning")
-            content = choice.message.content or ""
-            # Servers with a reasoning parser split off the thinking; join it back as the model wrote it.
-            text = f"{reasoning}</think>{content}" if reasoning is not None else content
+            content = choice.message.content
+            # Servers that split off the thinking (vLLM's parser, luffy-serve's text split) give null content
+            # when it never closed; join the parts back as the model wrote them, </think> only if it did.
+            if reasoning is None:
+                text = content or ""
+            else:
+                text = reasoning if content is None else f"{reasoning}</think>{content}"
             rendered = None
         else:
             rendered = render_fixed(sampling.template, request.question)

@@ -108,3 +108,17 @@ def test_down_endpoint_is_said_plainly(down_demo, page: Page, tmp_path: Path) ->
     expect(chat).not_to_contain_text("Thinking")  # no empty reasoning block left behind
     keep_screenshot(page, tmp_path, "demo-endpoint-down.png")
     assert down_demo.process.poll() is None  # the demo keeps running
+
+
+def test_mounted_demo_asks_for_the_key(luffy_server, page: Page) -> None:
+    """``luffy-serve --demo --api-key KEY``: the page shows Gradio's login first; the key as password opens it."""
+    page.goto(f"{luffy_server.base_url}/demo/")
+    page.get_by_label(re.compile("username", re.I)).fill("visitor")
+    page.get_by_label(re.compile("password", re.I)).fill("wrong-key")
+    page.get_by_role("button", name=re.compile("login", re.I)).click()
+    expect(page.get_by_text(re.compile("incorrect credentials", re.I))).to_be_visible(timeout=30_000)
+    page.goto(f"{luffy_server.base_url}/demo/")
+    page.get_by_label(re.compile("username", re.I)).fill("visitor")
+    page.get_by_label(re.compile("password", re.I)).fill(luffy_server.api_key)
+    page.get_by_role("button", name=re.compile("login", re.I)).click()
+    expect(page.locator("#endpoint-status")).to_contain_text("Connected to tiny", timeout=60_000)

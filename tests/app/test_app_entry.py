@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from cli_errors import refusal, run_cli
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -21,11 +24,31 @@ def test_help() -> None:
     assert "--base-url" in result.stdout and "--api-key" in result.stdout
 
 
-def test_bad_argument_is_one_line() -> None:
-    result = run_app("--max-tokens", "0")
-    assert result.returncode == 2
-    assert "--max-tokens must be at least 1" in result.stderr
-    assert "Traceback" not in result.stderr
+BAD_ARGUMENTS = [
+    (["--max-tokens", "0"], "argument --max-tokens: must be at least 1, got 0"),
+    (["--max-tokens", "many"], "argument --max-tokens: expected an integer, got 'many'"),
+    (["--port", "99999"], "argument --port: a port must be between 1 and 65535, got 99999"),
+    (["--port", "0"], "argument --port: a port must be between 1 and 65535, got 0"),
+    (["--port", "http"], "argument --port: expected an integer, got 'http'"),
+    (["--base-url", "127.0.0.1:8000"], "argument --base-url: expected http://HOST[:PORT][/PATH] or https://..."),
+    (["--base-url", "ftp://127.0.0.1"], "argument --base-url: expected http://HOST[:PORT][/PATH] or https://..."),
+    (["--base-url", "http://127.0.0.1:70000"], "argument --base-url: not a URL (Port out of range 0-65535)"),
+    (["--base-url", "http://127.0.0.1:8000/v1?x=1"], "argument --base-url: the URL must not carry a query"),
+    (["--host", ""], "argument --host: expected a host name or IP address, got ''"),
+    (["--host", "http://0.0.0.0"], "argument --host: expected a host name or IP address"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_ARGUMENTS, ids=[" ".join(a) for a, _ in BAD_ARGUMENTS])
+def test_bad_argument_is_one_line_before_gradio_loads(tmp_path: Path, args: list[str], message: str) -> None:
+    """Exit 2, argparse's usage and one error line; gradio (tripwired, see tests/cli_errors.py) never imported."""
+    line = refusal(run_cli("app", args, tmp_path, forbid=("gradio", "vllm")), tmp_path)
+    assert line.startswith("python -m app: error: ") and message in line
+
+
+def test_bad_base_url_from_the_environment(tmp_path: Path) -> None:
+    result = run_cli("app", [], tmp_path, forbid=("gradio",), env={"LUFFY_BASE_URL": "localhost"})
+    assert "argument --base-url: expected http://HOST[:PORT][/PATH]" in refusal(result, tmp_path)
 
 
 def test_taken_port_is_one_line(dead_url: str) -> None:

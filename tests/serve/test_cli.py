@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from luffy_serve.cli import parse_args
 from luffy_serve.registry import CHECKPOINTS
 
+# A hub address that refuses at once (loopback, nothing listens on the discard port): "the hub is down".
+UNREACHABLE_HUB = "http://127.0.0.1:9"
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
     return subprocess.run([sys.executable, "-m", "luffy_serve", *args], capture_output=True, text=True,
                           env=env, timeout=300)
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """The CLI failed with exit 2 and said why in its last stderr line, without a traceback."""
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    return result.stderr.strip().splitlines()[-1]
 
 
 def test_registry_name_resolves_to_hub_id_with_card_sampling():
@@ -21,7 +36,7 @@ def test_registry_name_resolves_to_hub_id_with_card_sampling():
     assert args.model == "Elliott/LUFFY-Qwen-Math-1.5B-Zero"
     assert args.served_model_name == ["luffy-qwen-math-1.5b-zero"]
     assert args.override_generation_config == {"temperature": 0.6, "max_new_tokens": 8192}
-    assert args.reasoning_parser == "deepseek_r1"
+    assert args.reasoning_parser == "auto"  # the split is chosen from the tokenizer (test_reasoning_split_*)
 
 
 def test_default_model_is_the_1_5b_and_user_overrides_win():
@@ -69,3 +84,85 @@ def test_tiny_checkpoint_loads_in_transformers_and_keeps_its_format(tiny_model_d
     out = model.generate(**ids, max_new_tokens=40, do_sample=False)
     text = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
     assert "</think>" in text and "\\boxed{42}" in text
+
+
+def test_registry_name_offline_says_what_was_looked_up_and_where(tmp_path):
+    result = run_cli("--model", "luffy-qwen-math-1.5b-zero", HF_HUB_CACHE=str(tmp_path))
+    line = one_error_line(result)
+    assert "'luffy-qwen-math-1.5b-zero' (hub id Elliott/LUFFY-Qwen-Math-1.5B-Zero)" in line
+    assert str(tmp_path) in line and "HF_HUB_OFFLINE" in line
+    assert "did you mean" not in line  # never suggests the name that was typed
+
+
+def test_unreachable_hub_fails_at_once_and_names_the_hub(tmp_path):
+    result = run_cli("--model", "luffy-qwen-math-7b-zero", HF_HUB_OFFLINE="", HF_HUB_CACHE=str(tmp_path),
+                     HF_ENDPOINT=UNREACHABLE_HUB)
+    line = one_error_line(result)
+    assert "Elliott/LUFFY-Qwen-Math-7B-Zero" in line and "cannot be reached" in line and UNREACHABLE_HUB in line
+
+
+def test_cached_checkpoint_is_served_offline_when_the_hub_is_down(tmp_path):
+    """A checkpoint in the hub cache starts without the hub: the rest of start-up runs offline."""
+    snapshot = tmp_path / "models--Elliott--LUFFY-Qwen-Math-1.5B-Zero" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    code = ("import os; from luffy_serve.cli import check_model; "
+            "check_model('Elliott/LUFFY-Qwen-Math-1.5B-Zero', 'luffy-qwen-math-1.5b-zero'); "
+            "print(os.environ['HF_HUB_OFFLINE'])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "HF_HUB_OFFLINE": "", "HF_HUB_CACHE": str(tmp_path),
+                                 "HF_ENDPOINT": UNREACHABLE_HUB})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "1"
+    assert "serving the cached copy" in result.stderr
+
+
+@pytest.mark.parametrize(("flags", "said"), [
+    (["--port", "99999"], "argument --port: a port must be between 1 and 65535"),
+    (["--port", "0"], "argument --port: a port must be between 1 and 65535"),
+    (["--grading-workers", "0"], "argument --grading-workers: must be at least 1"),
+    (["--grading-timeout", "-1"], "argument --grading-timeout: must be more than 0"),
+    (["--grade-deadline", "0"], "argument --grade-deadline: must be more than 0"),
+])
+def test_bad_flags_are_one_line_before_anything_loads(tiny_model_dir, flags, said):
+    line = one_error_line(run_cli("--model", str(tiny_model_dir), *flags))
+    assert said in line
+
+
+def test_a_taken_port_fails_before_the_weights_load(tiny_model_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("--model", str(tiny_model_dir), "--host", "127.0.0.1", "--port", str(port))
+    line = one_error_line(result)
+    assert f"cannot listen on 127.0.0.1:{port}" in line
+    assert "Loading weights" not in result.stderr and "EngineCore" not in result.stderr
+
+
+def test_an_unknown_reasoning_parser_is_one_line(tiny_model_dir):
+    line = one_error_line(run_cli("--model", str(tiny_model_dir), "--reasoning-parser", "no-such-parser"))
+    assert "--reasoning-parser no-such-parser cannot work" in line
+
+
+def test_a_named_parser_that_cannot_find_its_tokens_is_one_line(qwen_model_dir):
+    """Qwen2.5's vocabulary has no single <think> token: vLLM's deepseek_r1 parser cannot run on it."""
+    line = one_error_line(run_cli("--model", str(qwen_model_dir), "--reasoning-parser", "deepseek_r1"))
+    assert "--reasoning-parser deepseek_r1 cannot work with the tokenizer" in line
+    assert "think start/end tokens" in line
+
+
+def _split_for(model_dir: Path, *flags: str) -> tuple[str, bool]:
+    from luffy_serve.reasoning import choose_split, load_tokenizer
+
+    args = parse_args(["--model", str(model_dir), *flags])
+    split = choose_split(args, load_tokenizer(args))
+    return args.reasoning_parser, split
+
+
+def test_reasoning_split_follows_the_tokenizer(tiny_model_dir, qwen_model_dir):
+    assert _split_for(tiny_model_dir) == ("deepseek_r1", False)  # single think tokens: vLLM's parser
+    assert _split_for(qwen_model_dir) == ("", True)  # Qwen2.5's vocabulary: the math layer splits the text
+    assert _split_for(qwen_model_dir, "--reasoning-parser", "") == ("", False)  # the user turned it off

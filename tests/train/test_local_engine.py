@@ -98,7 +98,7 @@ def test_missing_model_is_a_one_line_error(tmp_path, capsys):
     rc = main(["--config", "luffy-qwen-math-7b-zero", "--engine", "local", "--quiet",
                *overrides(tmp_path / "no-model", data, tmp_path / "o")])
     err = capsys.readouterr().err
-    assert rc == 1 and err.startswith("error: ") and "Traceback" not in err
+    assert rc == 2 and err.startswith("error: ") and "Traceback" not in err
     assert not (tmp_path / "o" / "checkpoint").exists()
 
 

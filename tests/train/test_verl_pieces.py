@@ -121,12 +121,14 @@ class NoServer:
         raise AssertionError("the demonstration loop called the rollout server")
 
 
-def test_agent_loop_run_returns_the_demonstration(tiny_model_dir):
+@pytest.mark.parametrize("fixture", ["tiny_model_dir", "qwen_model_dir"])  # <think>: one token, three tokens
+def test_agent_loop_run_returns_the_demonstration(fixture, request):
     from transformers import AutoTokenizer
 
+    model_dir = request.getfixturevalue(fixture)
     assert _agent_loop_registry[DEMONSTRATION_LOOP]["_target_"].endswith("LuffyDemonstrationLoop")
-    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    cfg = compose("luffy-qwen-math-7b-zero", [f"actor_rollout_ref.model.path={tiny_model_dir}",
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    cfg = compose("luffy-qwen-math-7b-zero", [f"actor_rollout_ref.model.path={model_dir}",
                                               "data.max_response_length=64"])
     def make_loop() -> LuffyDemonstrationLoop:
         return LuffyDemonstrationLoop(trainer_config=DictConfigWrap(cfg), server_manager=NoServer(), tokenizer=tok,
@@ -147,6 +149,9 @@ def test_agent_loop_run_returns_the_demonstration(tiny_model_dir):
     # the template opened <think>, so the trace continues after it, and ends with EOS
     assert out.response_ids == tok.encode(DEMO.removeprefix("<think>\n"), add_special_tokens=False) + [tok.eos_token_id]
     assert out.response_mask == [1] * len(out.response_ids)
+    # prompt + trace read back as one text with a single <think>\n
+    text = tok.decode(out.prompt_ids + out.response_ids)
+    assert text.endswith("<|im_start|>assistant\n" + DEMO + "<|im_end|>") and text.count("<think>") == 1
     assert out.extra_fields["is_off_policy"] is True
     with pytest.raises(ValueError, match="target"):
         asyncio.run(run(raw_prompt=messages, target=None))

@@ -21,7 +21,7 @@ QUESTION = "What is 3+4?"
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def trained(qwen_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not TRAIN_PYTHON.exists():
         pytest.fail(f"the trainer environment is missing ({TRAIN_PYTHON}); build it with: scripts/setup.sh train")
     tmp = tmp_path_factory.mktemp("trained")
@@ -32,7 +32,7 @@ def trained(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
                    "extra_info": {"split": "train", "index": 0}}]).to_parquet(data)
     out = tmp / "run"
     cmd = [str(TRAIN_PYTHON), "-m", "luffy_train", "--config", "luffy-qwen-math-7b-zero", "--engine", "local",
-           "--quiet", f"actor_rollout_ref.model.path={tiny_model_dir}", f"data.train_files={data}",
+           "--quiet", f"actor_rollout_ref.model.path={qwen_model_dir}", f"data.train_files={data}",
            f"trainer.default_local_dir={out}", "data.train_batch_size=1", "actor_rollout_ref.actor.ppo_mini_batch_size=1",
            "actor_rollout_ref.rollout.n=4", "data.max_response_length=40", "actor_rollout_ref.actor.optim.lr=1e-4",
            "luffy.local.max_steps=3", "luffy.local.device=cpu"]

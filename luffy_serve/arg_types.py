@@ -1,0 +1,219 @@
+"""argparse ``type=`` functions shared by every command line of the project (ports, counts, sampling, paths).
+
+It lives in ``luffy_serve`` because that package's ``__init__`` imports nothing and the install puts it in both
+environments (.venv and .venv-train), while ``luffy_math``, the other shared package, is the grading library
+and loads its grader on import; this module needs only the standard library (and huggingface_hub's id rule).
+
+Each function takes the flag's text and returns the parsed value, or raises ``argparse.ArgumentTypeError``,
+which argparse turns into ``prog: error: argument --flag: <message>`` and exit code 2 before anything loads.
+The ``check_*`` helpers take values that are not flags (a config entry) and raise ValueError with the same
+message, for CLIs that validate after parsing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+Invalid = argparse.ArgumentTypeError
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise Invalid(f"expected an integer, got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise Invalid(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise Invalid(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A count that must be at least 1 (samples, tokens, workers, problems)."""
+    value = _int(text)
+    if value < 1:
+        raise Invalid(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """A count that may be 0 (retries)."""
+    value = _int(text)
+    if value < 0:
+        raise Invalid(f"must be 0 or more, got {value}")
+    return value
+
+
+def seed(text: str) -> int:
+    """A random seed: what every seeded library takes (numpy's limit, 0 to 2**32 - 1)."""
+    value = _int(text)
+    if not 0 <= value < 2**32:
+        raise Invalid(f"a seed must be between 0 and {2**32 - 1}, got {value}")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port to listen on or connect to: 1 to 65535."""
+    value = _int(text)
+    if not 1 <= value <= 65535:
+        raise Invalid(f"a port must be between 1 and 65535, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (temperature)."""
+    value = _float(text)
+    if value < 0:
+        raise Invalid(f"must be 0 or more, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (timeouts, in seconds)."""
+    value = _float(text)
+    if value <= 0:
+        raise Invalid(f"must be more than 0, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    """A nucleus mass such as top_p: more than 0 and at most 1."""
+    value = _float(text)
+    if not 0 < value <= 1:
+        raise Invalid(f"must be more than 0 and at most 1, got {text}")
+    return value
+
+
+def base_url(text: str) -> str:
+    """An HTTP(S) endpoint: ``http://host[:port][/path]``; returned without a trailing slash."""
+    try:
+        parts = urlsplit(text.strip())
+        url_port = parts.port  # raises ValueError on a port that is not a number in 0-65535
+    except ValueError as e:
+        raise Invalid(f"not a URL ({e}): {text!r}") from None
+    if url_port == 0:
+        raise Invalid(f"a port must be between 1 and 65535, got 0 in {text!r}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid(f"expected http://HOST[:PORT][/PATH] or https://..., got {text!r}")
+    if parts.query or parts.fragment:
+        raise Invalid(f"the URL must not carry a query or fragment: {text!r}")
+    return text.strip().rstrip("/")
+
+
+def host(text: str) -> str:
+    """An address to listen on: a name or IP, not empty and not a URL."""
+    if not text.strip() or "/" in text or " " in text.strip():
+        raise Invalid(f"expected a host name or IP address, got {text!r}")
+    return text.strip()
+
+
+def _readable(path: Path, kind: str) -> Path:
+    if not os.access(path, os.R_OK | (os.X_OK if kind == "directory" else 0)):
+        raise Invalid(f"{path}: permission denied")
+    return path
+
+
+def existing_file(text: str) -> Path:
+    """A readable regular file."""
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise Invalid(f"{text}: no such file")
+    if not path.is_file():
+        raise Invalid(f"{text}: not a file")
+    return _readable(path, "file")
+
+
+def existing_dir(text: str) -> Path:
+    """A readable directory."""
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise Invalid(f"{text}: no such directory")
+    if not path.is_dir():
+        raise Invalid(f"{text}: not a directory")
+    return _readable(path, "directory")
+
+
+def _writable_parent(path: Path, text: str) -> None:
+    """The nearest existing ancestor must be a directory this process may create entries in."""
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise Invalid(f"{text}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise Invalid(f"{text}: cannot create it, {ancestor} is not writable")
+
+
+def output_dir(text: str) -> Path:
+    """A directory to write into: an existing writable directory, or one that can be created."""
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise Invalid(f"{text}: exists and is not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise Invalid(f"{text}: directory is not writable")
+        return path
+    _writable_parent(path, text)
+    return path
+
+
+def output_file(text: str) -> Path:
+    """A file to write: not an existing directory, and its directory exists or can be created."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise Invalid(f"{text}: is a directory, expected a file path")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise Invalid(f"{text}: file is not writable")
+    _writable_parent(path, text)
+    return path
+
+
+def model(text: str) -> str:
+    """A checkpoint directory (with config.json) or a Hugging Face hub id (``org/name``), checked offline.
+
+    A hub id is checked for form only: whether it exists is known only after a download attempt, which
+    takes half a minute of retries without a network; the loader reports that later in one line.
+    """
+    path = Path(text).expanduser()
+    if path.is_dir():
+        config = path / "config.json"
+        if not config.is_file():
+            raise Invalid(f"{text}: a directory without config.json, not a model checkpoint")
+        try:
+            if not isinstance(json.loads(config.read_text(encoding="utf-8")), dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as e:
+            raise Invalid(f"{config}: not a model config ({e})") from None
+        return text
+    if path.exists():
+        raise Invalid(f"{text}: a file, not a model checkpoint directory or a hub id")
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    looks_like_path = text.startswith((".", "/", "~")) or text.count("/") > 1 or os.sep != "/" and os.sep in text
+    try:
+        if looks_like_path:
+            raise HFValidationError("a path")
+        validate_repo_id(text)
+    except HFValidationError:
+        raise Invalid(f"{text}: no such checkpoint directory, and not a hub id (org/name)") from None
+    return text
+
+
+def check(name: str, value: object, parse: Callable[[str], object]) -> None:
+    """Validate a value that did not come from a flag (a config entry): ValueError naming ``name``."""
+    try:
+        parse(str(value))
+    except Invalid as e:
+        raise ValueError(f"{name}: {e}") from None
