@@ -53,8 +53,10 @@ def test_think_token_checkpoint_keeps_single_think_tokens(tiny_model_dir):
     assert {"<think>", "</think>"} <= set(tok.get_vocab())
 
 
-@pytest.mark.parametrize("fixture", ["qwen_model_dir", "tiny_model_dir"])
-def test_checkpoint_loads_in_transformers_and_writes_the_format(fixture, request):
+# The Qwen-vocabulary question is mostly tokens the corpus never taught (zero rows in that checkpoint).
+@pytest.mark.parametrize(("fixture", "question"), [("qwen_model_dir", "What is the smallest prime greater than 100?"),
+                                                   ("tiny_model_dir", "What is 3 + 4?")])
+def test_checkpoint_loads_in_transformers_and_writes_the_format(fixture, question, request):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -62,8 +64,8 @@ def test_checkpoint_loads_in_transformers_and_writes_the_format(fixture, request
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     assert model.config.head_dim == 128 and model.config.tie_word_embeddings
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is the smallest prime above 100?"}],
-                                           tokenize=False, add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                           add_generation_prompt=True)
     ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
     n = ids["input_ids"].shape[1]
     greedy = model.generate(**ids, max_new_tokens=40, do_sample=False)
