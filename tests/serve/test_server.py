@@ -96,7 +96,8 @@ def test_n3_gives_three_choices_and_a_majority(any_server):
     )
     assert sorted(c.index for c in response.choices) == [0, 1, 2]
     answers = [c.model_extra["answer"] for c in response.choices]
-    assert all(a is not None and a.isdigit() for a in answers), answers  # sampled: mostly 42, sometimes 24
+    # Sampled at temperature 1: mostly 42, sometimes 24, now and then no box at all (None does not vote).
+    assert all(a is None or a.isdigit() for a in answers) and any(answers), answers
     assert response.model_extra["majority_answer"] == majority_vote(answers)
 
 
