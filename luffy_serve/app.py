@@ -270,6 +270,8 @@ class LuffyApp:
 
     async def _vote(self, answers: list[str | None], deadline: float) -> str | None:
         """The equivalence-aware majority, or exact-string majority when it is not decided by the deadline."""
+        if deadline - time.monotonic() <= 0:  # the grading used it all: scheduling a vote would only kill a worker
+            return exact_majority(answers)
         vote = self.grade_pool.submit_vote(answers, deadline)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(vote), max(deadline - time.monotonic(), 0.0))

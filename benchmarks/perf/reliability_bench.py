@@ -340,7 +340,8 @@ class Load:
         try:
             login = await self.http.post("/demo/login", data={"username": "bench", "password": self.api_key})
             if login.status_code == 200:
-                attempts.insert(1, {"cookies": login.cookies})
+                attempts.insert(1, {"cookies": dict(login.cookies)})
+            self.http.cookies.clear()  # the client keeps the login cookie: the key probes must go without it
         except httpx.HTTPError:
             pass
         for kwargs in attempts:
