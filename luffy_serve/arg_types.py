@@ -18,6 +18,7 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 Invalid = argparse.ArgumentTypeError
@@ -40,60 +41,34 @@ def _float(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """A count that must be at least 1 (samples, tokens, workers, problems)."""
-    value = _int(text)
-    if value < 1:
-        raise Invalid(f"must be at least 1, got {value}")
-    return value
+def _bounded(name: str, parse: Callable[[str], Any], ok: Callable[[Any], bool], message: str,
+             doc: str) -> Callable[[str], Any]:
+    """A type function: ``parse`` the text, then refuse values that are not ``ok`` with ``message`` (which may
+    name ``{value}`` and ``{text}``)."""
+    def check(text: str) -> Any:
+        value = parse(text)
+        if not ok(value):
+            raise Invalid(message.format(value=value, text=text))
+        return value
+
+    check.__name__, check.__doc__ = name, doc
+    return check
 
 
-def non_negative_int(text: str) -> int:
-    """A count that may be 0 (retries)."""
-    value = _int(text)
-    if value < 0:
-        raise Invalid(f"must be 0 or more, got {value}")
-    return value
-
-
-def seed(text: str) -> int:
-    """A random seed: what every seeded library takes (numpy's limit, 0 to 2**32 - 1)."""
-    value = _int(text)
-    if not 0 <= value < 2**32:
-        raise Invalid(f"a seed must be between 0 and {2**32 - 1}, got {value}")
-    return value
-
-
-def port(text: str) -> int:
-    """A TCP port to listen on or connect to: 1 to 65535."""
-    value = _int(text)
-    if not 1 <= value <= 65535:
-        raise Invalid(f"a port must be between 1 and 65535, got {value}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """A finite number >= 0 (temperature)."""
-    value = _float(text)
-    if value < 0:
-        raise Invalid(f"must be 0 or more, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """A finite number > 0 (timeouts, in seconds)."""
-    value = _float(text)
-    if value <= 0:
-        raise Invalid(f"must be more than 0, got {text}")
-    return value
-
-
-def probability(text: str) -> float:
-    """A nucleus mass such as top_p: more than 0 and at most 1."""
-    value = _float(text)
-    if not 0 < value <= 1:
-        raise Invalid(f"must be more than 0 and at most 1, got {text}")
-    return value
+positive_int = _bounded("positive_int", _int, lambda v: v >= 1, "must be at least 1, got {value}",
+                        "A count that must be at least 1 (samples, tokens, workers, problems).")
+non_negative_int = _bounded("non_negative_int", _int, lambda v: v >= 0, "must be 0 or more, got {value}",
+                            "A count that may be 0 (retries).")
+seed = _bounded("seed", _int, lambda v: 0 <= v < 2**32, f"a seed must be between 0 and {2**32 - 1}, got {{value}}",
+                "A random seed: what every seeded library takes (numpy's limit, 0 to 2**32 - 1).")
+port = _bounded("port", _int, lambda v: 1 <= v <= 65535, "a port must be between 1 and 65535, got {value}",
+                "A TCP port to listen on or connect to: 1 to 65535.")
+non_negative_float = _bounded("non_negative_float", _float, lambda v: v >= 0, "must be 0 or more, got {text}",
+                              "A finite number >= 0 (temperature).")
+positive_float = _bounded("positive_float", _float, lambda v: v > 0, "must be more than 0, got {text}",
+                          "A finite number > 0 (timeouts, in seconds).")
+probability = _bounded("probability", _float, lambda v: 0 < v <= 1, "must be more than 0 and at most 1, got {text}",
+                       "A nucleus mass such as top_p: more than 0 and at most 1.")
 
 
 def base_url(text: str) -> str:
