@@ -31,6 +31,9 @@ _EARLIEST_REARM = 1e-4
 # After raising, the signal comes again this often until the deadline's owner has caught the exception: one
 # raised while the interpreter runs a __del__ or a weakref callback is printed and dropped, not propagated.
 _RETRY_SECONDS = 0.05
+# A signal that lands in this module's own bookkeeping (arming, leaving a deadline) is put off by this much: an
+# exception raised there would escape its owner and leave a stale deadline on the stack.
+_DEFER_SECONDS = 1e-3
 
 
 class DeadlineExceeded(Exception):
@@ -70,6 +73,9 @@ class _Timer:
         signal.setitimer(self.which, max(nearest - self.now(), _EARLIEST_REARM))
 
     def on_signal(self, signum: int, frame: Any) -> None:
+        if _in_bookkeeping(frame):
+            signal.setitimer(self.which, _DEFER_SECONDS)  # the bookkeeping re-arms the timer when it is done
+            return
         now = self.now()
         expired = [d for d in self.stack if d.at <= now + 1e-3]
         if not expired:  # woke early: wait for the nearest again
@@ -77,6 +83,13 @@ class _Timer:
             return
         signal.setitimer(self.which, _RETRY_SECONDS)  # in case this exception is swallowed (see _RETRY_SECONDS)
         raise _Expired(expired[0])  # the outermost expired deadline unwinds everything inside it
+
+
+def _in_bookkeeping(frame: Any) -> bool:
+    """Whether the interrupted code is this module's own (or the ``signal`` module's wrappers it calls)."""
+    while frame is not None and frame.f_globals is vars(signal):
+        frame = frame.f_back
+    return frame is not None and frame.f_globals is globals()
 
 
 _timers: dict[str, _Timer] = {}
@@ -99,15 +112,9 @@ def call_with_deadline(seconds: float | None, func: Callable[..., T], *args: Any
         return func(*args)
     timer = _timers[clock]
     me = _Deadline(timer.now() + max(seconds, 0.0))
-    if not timer.stack:
-        timer.foreign_handler = signal.getsignal(timer.signum)
-        timer.foreign_remaining, timer.foreign_interval = signal.getitimer(timer.which)
-        timer.entered_at = timer.now()
-        signal.signal(timer.signum, timer.on_signal)
-    timer.stack.append(me)
+    _enter(timer, me)
     outer_expired = False
     try:
-        timer.arm()
         return func(*args)
     except _Expired as expired:
         if expired.deadline is not me:
@@ -115,13 +122,44 @@ def call_with_deadline(seconds: float | None, func: Callable[..., T], *args: Any
             raise
         raise DeadlineExceeded(f"gave up after {seconds:g} s ({clock})") from None
     finally:
+        _leave(timer, me, outer_expired)
+
+
+def _enter(timer: _Timer, me: _Deadline) -> None:
+    """Put ``me`` on the clock's stack and arm the timer, the signal held meanwhile."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {timer.signum})
+    try:
+        if not timer.stack:
+            timer.foreign_handler = signal.getsignal(timer.signum)
+            timer.foreign_remaining, timer.foreign_interval = signal.getitimer(timer.which)
+            timer.entered_at = timer.now()
+            signal.signal(timer.signum, timer.on_signal)
+        timer.stack.append(me)
+        timer.arm()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {timer.signum})
+
+
+def _leave(timer: _Timer, me: _Deadline, outer_expired: bool) -> None:
+    """Take ``me`` off the stack, the signal held meanwhile; arm the timer for what is left, or give timer and
+    signal back to whoever had them, dropping a signal sent for a deadline that is gone."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {timer.signum})
+    try:
         signal.setitimer(timer.which, 0)
-        timer.stack.remove(me)
+        if me in timer.stack:
+            timer.stack.remove(me)
         if timer.stack:
-            if not outer_expired:
+            # An outer deadline already unwinding gets its retry (see _RETRY_SECONDS), not a second raise now.
+            if outer_expired:
+                signal.setitimer(timer.which, _RETRY_SECONDS)
+            else:
                 timer.arm()
-        else:
-            signal.signal(timer.signum, timer.foreign_handler)
-            if timer.foreign_remaining > 0:
-                left = timer.foreign_remaining - (timer.now() - timer.entered_at)
-                signal.setitimer(timer.which, max(left, _EARLIEST_REARM), timer.foreign_interval)
+            return
+        signal.signal(timer.signum, timer.foreign_handler)
+        if timer.signum in signal.sigpending():
+            signal.sigwait({timer.signum})
+        if timer.foreign_remaining > 0:
+            left = timer.foreign_remaining - (timer.now() - timer.entered_at)
+            signal.setitimer(timer.which, max(left, _EARLIEST_REARM), timer.foreign_interval)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {timer.signum})

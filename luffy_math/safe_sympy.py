@@ -3,7 +3,8 @@
 ``sympy.parse_expr`` turns its input into Python code and ``eval``s it with every sympy name and Python
 builtin in scope, so a crafted answer such as ``__import__('os').system(...)`` would run. Before parsing, the
 text is tokenised and only numbers, the operators of arithmetic, ``!`` and parentheses, and lower-case
-alphanumeric names are let through; then it is evaluated in a namespace holding only sympy's mathematical
+names (letters and digits, subscripts such as ``e_1`` or ``a_n``; never a leading, trailing or doubled
+underscore) are let through; then it is evaluated in a namespace holding only sympy's mathematical
 objects and no builtins. On top of that, LUFFY's own limits apply (at most two unknown letters, no braced or
 multi-digit exponents), which keep ``sympy.simplify`` away from inputs that hang it.
 """
@@ -24,8 +25,12 @@ _ALLOWED_OPERATORS = {"+", "-", "*", "/", "**", "(", ")", ",", "!"}
 _HANG_PRONE = ("^{", "^(")
 _HANG_PRONE_PATTERNS = (re.compile(r"\^[0-9]+\^"), re.compile(r"\^[0-9][0-9]+"))
 _TRANSFORMATIONS = sympy_parser.standard_transformations + (sympy_parser.implicit_multiplication_application,)
-# Names the parser's own transformations write into the code it evaluates.
-_PARSER_NAMES = ("Integer", "Float", "Rational", "Symbol", "Function", "factorial", "factorial2")
+# Every name the parser's transformations (standard + implicit multiplication) write into the code it
+# evaluates: auto_number (Integer, Float, Rational; I for ``2j``), auto_symbol (Symbol, Function),
+# split_symbols (Symbol, Number: ``i5`` becomes ``Symbol('i')*Number('5')``), factorial_notation.
+_PARSER_NAMES = ("Integer", "Float", "Rational", "Number", "I", "Symbol", "Function", "factorial", "factorial2")
+# A lower-case name, optionally with subscripts: ``x``, ``x2``, ``e_1``, ``a_n``, ``x_1_2``.
+_SAFE_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 
 
 @lru_cache(maxsize=1)
@@ -46,7 +51,7 @@ def _namespace() -> dict[str, Any]:
 
 
 def tokens_are_safe(py_expr: str) -> bool:
-    """True when ``py_expr`` is built only from numbers, arithmetic, parentheses and lower-case words."""
+    """True when ``py_expr`` is built only from numbers, arithmetic, parentheses and lower-case names."""
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(py_expr).readline))
     except (tokenize.TokenError, SyntaxError, IndentationError):
@@ -58,7 +63,7 @@ def tokens_are_safe(py_expr: str) -> bool:
             continue
         if tok.type == tokenize.NAME:
             word = tok.string
-            if not (word.isalnum() and word == word.lower()) or keyword.iskeyword(word):
+            if not _SAFE_NAME.fullmatch(word) or keyword.iskeyword(word):
                 return False
             continue
         if tok.type in (tokenize.OP, tokenize.ERRORTOKEN) and tok.string in _ALLOWED_OPERATORS:

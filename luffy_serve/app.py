@@ -35,10 +35,14 @@ from .math_extras import GRADE_MODES, MathExtras
 
 logger = logging.getLogger("luffy_serve")
 
+ARRIVED = "luffy_arrived"  # scope["state"] key: when a /v1/grade request reached the app (time.monotonic())
 OPEN_PATHS = frozenset({"/health", "/ping"})  # load balancers and SageMaker probe these without a key
 DEMO = "/demo"
 GRADE_NICE = 10  # CPU priority of the /v1/grade workers: below the engine's, so a flood does not slow it
 MAX_GRADE_CHARS = 200_000  # per response, answer or gold
+# Of a /v1/grade request's deadline, the share kept for sending the answer (at most RESPONSE_RESERVE_S): the
+# grading stops that much earlier, so the whole response is out by the deadline counted from its arrival.
+RESPONSE_RESERVE_SHARE, RESPONSE_RESERVE_S = 0.05, 0.5
 DEMO_AUTH_MESSAGE = "This server asks for its API key: sign in with any user name and the key as password."
 
 
@@ -169,7 +173,10 @@ class LuffyApp:
             await error_response(500, "Internal server error.", "InternalServerError")(scope, receive, send)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send, path: str, in_demo: bool) -> None:
-        if path == "/v1/grade" or in_demo:
+        if path == "/v1/grade":
+            scope.setdefault("state", {})[ARRIVED] = arrived = time.monotonic()  # its deadline runs from here
+            await self.own(scope, receive, _with_server_timing(send, arrived))
+        elif in_demo:
             await self.own(scope, receive, send)
         elif self.inner is None:
             await error_response(503, "The model is still loading; retry shortly.", "ServiceUnavailableError")(
@@ -238,13 +245,13 @@ class LuffyApp:
             return response
 
         @own.post("/v1/grade")
-        async def grade(request: GradeRequest):
+        async def grade(request: GradeRequest, raw: Request):
             """Grade responses (or bare answers) against a gold; add the equivalence-aware majority."""
-            return await self._grade(request)
+            return await self._grade(request, raw.scope.get("state", {}).get(ARRIVED, time.monotonic()))
 
         return own
 
-    async def _grade(self, request: GradeRequest):
+    async def _grade(self, request: GradeRequest, arrived: float):
         limits = self.limits
         texts = request.texts()
         field = "responses" if request.responses is not None else "answers"
@@ -254,7 +261,8 @@ class LuffyApp:
         if sum(map(len, texts)) + sum(map(len, request.golds())) > limits.grade_max_chars:
             return error_response(413, f"at most {limits.grade_max_chars} characters per request, all items and "
                                   "golds together", "RequestTooLargeError", field)
-        deadline = time.monotonic() + limits.grade_deadline
+        reserve = min(limits.grade_deadline * RESPONSE_RESERVE_SHARE, RESPONSE_RESERVE_S)
+        deadline = arrived + limits.grade_deadline - reserve  # counted from the headers, not from the parsed body
         key = next(self._grade_ids)
         self.admission.admit(key, len(texts), deadline)
         try:
@@ -277,6 +285,20 @@ class LuffyApp:
             return await asyncio.wait_for(asyncio.wrap_future(vote), max(deadline - time.monotonic(), 0.0))
         except TimeoutError:  # wait_for cancelled the vote, which kills its worker
             return exact_majority(answers)
+
+
+def _with_server_timing(send: Send, arrived: float) -> Send:
+    """``send`` that adds ``Server-Timing: total;dur=MS`` (time from arrival to the answer's start) to the
+    response, so a client can tell the server's time from its own queueing."""
+
+    async def timed(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            took = (time.monotonic() - arrived) * 1000
+            headers = [*message.get("headers", []), (b"server-timing", f"total;dur={took:.1f}".encode())]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return timed
 
 
 def _too_large(limit: int):

@@ -17,7 +17,8 @@ It prints, and writes to ``--out``: requests sent per kind, statuses, 5xx, error
 error JSON, 429s of the flood (a valid answer, counted apart), engine requests still running or waiting
 afterwards (``/metrics``), the math-layer delay (streams with ``n > 1`` and a gold: time from the last
 chunk that carries token text and no ``finish_reason`` to the end of the stream; it overstates the delay by
-at most one inter-token interval), the slowest ``/v1/grade`` request and the routes that answered a
+at most one inter-token interval), the slowest ``/v1/grade`` request (as the client saw it, and the server's own
+time from its ``Server-Timing`` header), this script's own event-loop lag, and the routes that answered a
 non-401 without a valid key (``/health`` is meant to be open). Exit code 0 unless the script itself fails.
 
     python benchmarks/perf/reliability_bench.py [--model DIR] [--duration 60] [--out FILE] [-- luffy-serve flags]
@@ -94,6 +95,8 @@ class Tally:
     math_delays: list[float] = field(default_factory=list)
     majority_missing: int = 0  # finished n > 1 streams without majority_answer (or with a null one)
     grade_latencies: list[tuple[float, str]] = field(default_factory=list)
+    grade_server_s: list[float] = field(default_factory=list)  # the server's own time (its Server-Timing)
+    client_lag: list[float] = field(default_factory=list)  # how late this script's event loop woke
     grade_unfinished: list[float] = field(default_factory=list)  # elapsed when the run stopped waiting
     grade_items_timed_out: int = 0
     key_probes: list[dict] = field(default_factory=list)
@@ -142,12 +145,22 @@ class Load:
         workers += [asyncio.create_task(self.stream_worker(client)) for _ in range(self.args.streams)]
         workers += [asyncio.create_task(self.grade_worker()) for _ in range(self.args.grade_clients)]
         workers.append(asyncio.create_task(self.malformed_worker()))
+        lag = asyncio.create_task(self.watch_own_loop())
         _, pending = await asyncio.wait(workers, timeout=self.args.duration + self.args.drain)
         for task in pending:  # requests still out after the drain: given up on (and counted)
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        lag.cancel()
         await client.close()
         return self.tally
+
+    async def watch_own_loop(self, tick: float = 0.05) -> None:
+        """This script's own event-loop lag: a client-side latency includes it (the load runs in one process
+        on the same CPUs as the server), so the report gives it beside the server's own time."""
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(tick)
+            self.tally.client_lag.append(time.perf_counter() - started - tick)
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -216,6 +229,8 @@ class Load:
                 await asyncio.sleep(min(float(response.headers.get("retry-after") or 1), 2.0))
                 continue
             self.tally.grade_latencies.append((latency, f"{mode} x{len(answers)}"))
+            if (server_s := server_timing(response.headers.get("server-timing"))) is not None:
+                self.tally.grade_server_s.append(server_s)
             if response.status_code == 200:
                 grades = response.json().get("grades") or []
                 self.tally.grade_items_timed_out += sum(bool(g.get("timed_out")) for g in grades)
@@ -422,6 +437,16 @@ class Load:
         return {**{k: int(v) for k, v in found.items()}, "total": int(sum(found.values()))}
 
 
+def server_timing(header: str | None) -> float | None:
+    """Seconds of ``Server-Timing: total;dur=MS``, or None."""
+    for metric in (header or "").split(","):
+        name, *params = (part.strip() for part in metric.split(";"))
+        for param in params:
+            if name == "total" and param.startswith("dur="):
+                return float(param[4:]) / 1000
+    return None
+
+
 def summarize(tally: Tally, left: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     slowest = max(tally.grade_latencies, default=(None, None))
     unfinished = max(tally.grade_unfinished, default=None)
@@ -444,9 +469,14 @@ def summarize(tally: Tally, left: dict[str, Any], args: argparse.Namespace) -> d
         "grade": {"slowest_s": round(slowest[0], 3) if slowest[0] is not None else None, "slowest_batch": slowest[1],
                   "p50_s": percentile(grade_times, 50),
                   "past_deadline": sum(t > args.grade_deadline + DEADLINE_GRACE for t in grade_times),
+                  "server_slowest_s": round(max(tally.grade_server_s), 3) if tally.grade_server_s else None,
+                  "server_past_deadline": sum(t > args.grade_deadline for t in tally.grade_server_s),
+                  "server_timed": len(tally.grade_server_s),
                   "unfinished": len(tally.grade_unfinished),
                   "longest_unfinished_s": round(unfinished, 3) if unfinished is not None else None,
                   "items_timed_out": tally.grade_items_timed_out},
+        "client_loop_lag_s": {"p50": percentile(tally.client_lag, 50), "p99": percentile(tally.client_lag, 99),
+                              "max": round(max(tally.client_lag), 3) if tally.client_lag else None},
         "open_routes": [{"method": m, "path": p, "key": k, "status": s} for m, p, k, s in open_routes],
         "malformed_by_case": {case: {str(k): v for k, v in c.items()} for case, c in sorted(tally.by_case.items())},
         "key_probes": tally.key_probes,
@@ -478,6 +508,11 @@ def print_report(summary: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"  /v1/grade: slowest {grade['slowest_s']} s ({grade['slowest_batch']}), p50 {grade['p50_s']} s, "
           f"{grade['past_deadline']} past {args.grade_deadline + DEADLINE_GRACE:.0f} s, {grade['unfinished']} unfinished when the "
           f"run stopped waiting (longest {grade['longest_unfinished_s']} s), {grade['items_timed_out']} items timed out")
+    print(f"    the server's own time (Server-Timing, {grade['server_timed']} requests): slowest "
+          f"{grade['server_slowest_s']} s, {grade['server_past_deadline']} past {args.grade_deadline:g} s")
+    lag = summary["client_loop_lag_s"]
+    print(f"  this script's own event-loop lag (in every client-side time above): p50 {lag['p50']} s, "
+          f"p99 {lag['p99']} s, max {lag['max']} s")
     print(f"  routes that answered a non-401 without a valid key (besides {', '.join(sorted(OPEN_BY_DESIGN))}): "
           f"{len({(r['method'], r['path']) for r in summary['open_routes']})}")
     for route in summary["open_routes"]:

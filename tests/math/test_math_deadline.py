@@ -131,3 +131,34 @@ def test_deadline_swallowed_in_a_destructor_fires_again() -> None:
         call_with_deadline(0.1, _collect_then_spin)
     assert time.monotonic() - start < 2.0
     time.sleep(0.2)  # no retry is left armed: a stray SIGALRM now would reach the default handler or pytest's
+
+
+def _nested_spin(inner: float, seconds: float) -> str:
+    try:
+        return call_with_deadline(inner, _spin, seconds)
+    except DeadlineExceeded:
+        return "inner"
+
+
+def test_deadline_passing_as_its_call_returns_never_escapes() -> None:
+    """A deadline that passes just as its call returns used to fire inside the clean-up: the signal's exception
+    escaped the call, and the deadline stayed armed to strike unrelated code later (a 500 under a /v1/grade
+    flood). Thousands of calls that end right at their deadline, alone and nested, must each either return or
+    raise DeadlineExceeded, and leave no timer behind."""
+    handler, (remaining, _) = signal.getsignal(signal.SIGALRM), signal.getitimer(signal.ITIMER_REAL)
+    outcomes = {"returned": 0, "exceeded": 0}
+    for i in range(1500):
+        jitter = (i % 7 - 3) * 3e-5
+        try:
+            if i % 2:
+                call_with_deadline(0.002, _spin, 0.002 + jitter)
+            else:
+                call_with_deadline(0.003, _nested_spin, 0.002 + jitter, 0.0029 - jitter)
+            outcomes["returned"] += 1
+        except DeadlineExceeded:
+            outcomes["exceeded"] += 1
+    assert outcomes["returned"] and outcomes["exceeded"], outcomes  # the race was really run, both ways
+    assert signal.getsignal(signal.SIGALRM) == handler  # given back (pytest-timeout's, or the default)
+    left, _ = signal.getitimer(signal.ITIMER_REAL)
+    assert left <= remaining and (left > 0) == (remaining > 0)  # someone else's timer restored, ours gone
+    time.sleep(0.1)  # a stale deadline would fire now, outside any call

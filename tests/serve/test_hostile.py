@@ -159,6 +159,10 @@ def test_grade_deadline_is_honoured_and_the_work_dropped(luffy_server) -> None:
     reply = grade(luffy_server, {"responses": responses, "gold": "42", "mode": "math_verify"})
     took = time.monotonic() - start
     assert reply.status_code == 200 and took < DEADLINE + SLACK, took
+    # The server's own time, from the request's arrival to its answer: within the deadline, and close to it
+    # (the grading stops a reserve short of it, 5 % here, so that the answer is out in time).
+    name, duration = reply.headers["server-timing"].split(";")
+    assert name == "total" and 0.9 * DEADLINE <= float(duration.removeprefix("dur=")) / 1000 <= DEADLINE
     grades = reply.json()["grades"]
     assert grades[0]["correct"] and not grades[0]["timed_out"]
     assert all(g["timed_out"] and g["decided_by"] == "timeout" and not g["correct"] for g in grades[1:])
