@@ -1,4 +1,4 @@
-"""python -m benchmarks run | score | report (argparse). Errors end as one line on stderr and exit code 2."""
+"""python -m benchmarks run | score | report | compare (argparse). Errors end as one line on stderr and exit code 2."""
 
 from __future__ import annotations
 
@@ -70,7 +70,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="print the table and write report.md, report.json, report.png")
     report.add_argument("path", type=Path, help="run directory, or one generations JSONL")
+
+    compare = sub.add_parser("compare", help="runs side by side: differences to the first run with paired "
+                             "bootstrap intervals, flipped problems, published rows; compare.md/.json/.png")
+    compare.add_argument("runs", type=Path, nargs="+", help="run directories (or generations JSONL), the first "
+                         "is the baseline")
+    compare.add_argument("--out", type=arg_types.output_dir, help="where the three files go (default: "
+                         "RUN_A/compare)")
+    compare.add_argument("--against", action="append", default=[], metavar="card:NAME",
+                         help="published rows to show beside the runs, e.g. card:luffy-qwen-math-1.5b-zero")
+    compare.add_argument("--resamples", type=at_least_1000, default=2000, help="bootstrap resamples (>= 1000)")
+    compare.add_argument("--seed", type=arg_types.seed, default=0, help="bootstrap seed")
     return parser
+
+
+def at_least_1000(text: str) -> int:
+    value = arg_types.positive_int(text)
+    if value < 1000:
+        raise argparse.ArgumentTypeError(f"must be at least 1000, got {value}")
+    return value
+
+
+def command_compare(args: argparse.Namespace) -> None:
+    from benchmarks.compare import compare
+    from benchmarks.published import reference_rows
+
+    if len(args.runs) < 2:
+        raise HarnessError("compare needs at least two runs")
+    references = []
+    for spec in args.against:
+        try:
+            references += reference_rows(spec)
+        except ValueError as e:
+            raise HarnessError(f"--against: {e}") from None
+    out = args.out or (args.runs[0] if args.runs[0].is_dir() else args.runs[0].parent) / "compare"
+    print(compare(args.runs, out, references, resamples=args.resamples, seed=args.seed))
+    print(f"wrote {out / 'compare.md'}, compare.json, compare.png")
 
 
 def command_run(args: argparse.Namespace) -> None:
@@ -124,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
 
             score(args.path, args.grading_workers, progress=not args.no_progress)
             print(report.build(args.path))
+        elif args.command == "compare":
+            command_compare(args)
         else:
             from benchmarks import report
 

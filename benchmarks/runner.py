@@ -101,6 +101,7 @@ class Collector:
         self.received = 0
         self.written = 0
         self.errors: list[BaseException] = []
+        self.tally: dict[str, list[int]] = {}  # benchmark -> [correct (luffy grader), graded], for the bar
 
     def on_done(self, completion: Completion) -> None:
         problem = self.problems[completion.key[:2]]
@@ -114,12 +115,17 @@ class Collector:
                 remaining[0] -= 1
                 if remaining[0]:
                     return
+            grades = collect(futures)
             try:
-                self.store.append(self.record(completion, problem, collect(futures)))
+                self.store.append(self.record(completion, problem, grades))
             except BaseException as e:  # surfaced by wait(); never lost in a pool thread
                 self.errors.append(e)
             with self.lock:
                 self.written += 1
+                counts = self.tally.setdefault(completion.key[0], [0, 0])
+                counts[0] += bool((grades.get("luffy") or {}).get("correct"))
+                counts[1] += 1
+                self.progress.set_postfix_str(running_accuracy(self.tally), refresh=False)
                 self.progress.update(1)
                 self.lock.notify_all()
 
@@ -142,6 +148,11 @@ class Collector:
             self.lock.wait_for(lambda: self.written == self.received)
         if self.errors:
             raise self.errors[0]
+
+
+def running_accuracy(tally: dict[str, list[int]]) -> str:
+    """What the progress bar shows beside its count and ETA: each benchmark's accuracy so far (luffy grader)."""
+    return " · ".join(f"{name} {100 * correct / graded:.0f}% of {graded}" for name, (correct, graded) in tally.items())
 
 
 def run(options: RunOptions, make_sampler: Callable[[], Sampler]) -> str:
@@ -174,7 +185,8 @@ def run(options: RunOptions, make_sampler: Callable[[], Sampler]) -> str:
             with GradingPool(workers=workers, nice=GRADING_NICE) as pool:
                 pool.submit_vote([])  # starts the workers now
                 sampler = make_sampler()
-                bar = tqdm(total=len(pending), desc="samples", unit="sample", disable=not options.progress)
+                bar = tqdm(total=len(pending), desc="samples", unit="sample", disable=not options.progress,
+                           dynamic_ncols=True)
                 collector = Collector(store, pool, by_key, hashes, options.seed, bar)
                 try:
                     sampler.generate(pending, options.sampling, collector.on_done)

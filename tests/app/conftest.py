@@ -80,3 +80,28 @@ def page(browser):
     yield context.new_page()
     context.close()
 
+
+
+@dataclass
+class ViewerProcess:
+    url: str
+    process: subprocess.Popen
+    runs: tuple[Path, Path]
+
+
+@pytest.fixture(scope="module")
+def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ViewerProcess]:
+    """``python -m app.viewer base tuned`` on two small graded runs (tests/viewer_runs.py), base with a report."""
+    from viewer_runs import write_runs
+
+    root = tmp_path_factory.mktemp("viewer")
+    runs = write_runs(root)
+    subprocess.run([sys.executable, "-m", "benchmarks", "report", str(runs[0])], check=True, capture_output=True,
+                   timeout=300)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = launch([sys.executable, "-m", "app.viewer", *map(str, runs), "--port", str(port)], url,
+                  root / "viewer.log", 120, env=env)
+    yield ViewerProcess(url, proc, runs)
+    stop(proc, timeout=30)

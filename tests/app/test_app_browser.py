@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
+from browser import keep_screenshot
 from playwright.sync_api import Page, expect
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,16 +20,6 @@ WATCH_CHAT = """() => {
     if (window.chatTexts[window.chatTexts.length - 1] !== text) window.chatTexts.push(text);
   }).observe(chat, {subtree: true, childList: true, characterData: true});
 }"""
-
-
-def keep_screenshot(page: Page, tmp_path: Path, name: str) -> Path:
-    """Save a screenshot in the test's tmp dir and copy it to artifacts/ (kept by CI)."""
-    shot = tmp_path / name
-    # The viewport holds the whole page; animations finished, so an opening block is shown open.
-    page.screenshot(path=str(shot), animations="disabled")
-    (REPO / "artifacts").mkdir(exist_ok=True)
-    shutil.copy(shot, REPO / "artifacts" / name)
-    return shot
 
 
 def set_number(page: Page, elem_id: str, value: str) -> None:

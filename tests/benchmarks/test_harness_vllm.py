@@ -93,3 +93,40 @@ def test_same_samples_as_plain_generate(tiny_sampler) -> None:
     params = [tiny_sampler.sampling_params(r, greedy) for r in requests]
     plain = tiny_sampler.llm.generate(prompts, params, use_tqdm=False)
     assert [got[r.key] for r in requests] == [o.outputs[0].text for o in plain]
+
+
+def test_compare_two_runs_of_luffys_parquet_against_the_card(tmp_path: Path, luffy_data: Path, tiny_sampler) -> None:
+    """Two real runs (seeds 0 and 1) of the six math sets, compared with the CLI against the model card."""
+    from cli_errors import run_cli
+
+    parquet = [luffy_data / "valid.all.parquet"]
+    for seed in (0, 1):
+        run(options(tmp_path / f"seed{seed}", parquet, ["aime24", "aime25", "amc", "math500", "minerva", "olympiad"],
+                    limit=2, n={"*": 2}, seed=seed), lambda: tiny_sampler)
+    done = run_cli("benchmarks", ["compare", str(tmp_path / "seed0"), str(tmp_path / "seed1"), "--against",
+                                  "card:luffy-qwen-math-1.5b-zero", "--out", str(tmp_path / "cmp")], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "| MATH-500 | 2 |" in done.stdout and "| Avg. (six math) |" in done.stdout
+    assert "| LUFFY-1.5B-Zero (card) | 15.2 | 12.7 | 46.8 | 79.4 | 26.5 | 42.4 | 42.1 |" in done.stdout
+    result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert set(result["differences"][0]["benchmarks"]) == {"aime24", "aime25", "amc", "math500", "minerva", "olympiad"}
+    assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
+
+
+def test_progress_shows_each_benchmarks_running_accuracy_and_the_eta(tmp_path: Path, luffy_data: Path, tiny_sampler,
+                                                                     capsys) -> None:
+    import dataclasses
+    import re
+
+    opts = options(tmp_path, [luffy_data / "valid.all.parquet"], ["math500", "minerva"], limit=2, n={"*": 2})
+    run(dataclasses.replace(opts, progress=True), lambda: tiny_sampler)
+    err = capsys.readouterr().err
+    final = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert re.search(r"samples: 100%.*8/8 \[\d\d:\d\d<00:00", final), final  # count, elapsed<remaining
+    assert re.search(r"math500 \d+% of 4 · minerva \d+% of 4", final), final
+
+
+def test_running_accuracy_reads_per_benchmark() -> None:
+    from benchmarks.runner import running_accuracy
+
+    assert running_accuracy({"aime24": [1, 4], "amc": [0, 2]}) == "aime24 25% of 4 · amc 0% of 2"

@@ -1,0 +1,292 @@
+"""Compare runs: per benchmark and grader, each run's avg@k and its difference to the first run, with a paired
+bootstrap 95% interval, the problems that flipped, the six-benchmark Avg., and published rows beside them.
+
+Pairing: a benchmark is compared over the problems both runs hold (the same problem ids, the same dataset:
+two runs whose samples come from another dataset variant are not compared). A problem's score in one seed is
+its avg@k (the mean label of its samples); a run's score is the mean over its seeds, then over problems.
+
+The interval: each resample draws the problems with replacement (the same draw for both runs: paired), and
+each run's seeds with replacement (one draw per resample for the whole run, as a seed is a run-wide
+setting); the 2.5th and 97.5th percentiles of the resampled differences. The Avg.'s interval averages the six
+benchmarks' resampled differences, resample by resample. Seeded, so the same inputs give the same figures.
+
+A problem flips when its score crosses one half (with one sample: right in one run, wrong in the other).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.grading import GRADERS
+from benchmarks.problems import HarnessError
+from benchmarks.published import PublishedRow
+from benchmarks.report import run_metadata, title
+from benchmarks.store import read_records, require_fields
+from benchmarks.tasks import BENCHMARKS, MATH_BENCHMARKS
+
+DEFAULT_RESAMPLES = 2000
+FLIPS_SHOWN = 20  # problem ids per direction in compare.md (compare.json has all)
+
+
+@dataclass
+class Run:
+    """One run's labels: ``labels[benchmark][grader][problem][seed]`` = the samples' labels."""
+
+    name: str
+    path: Path
+    labels: dict[str, dict[str, dict[str, dict[int, list[bool]]]]]
+    datasets: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # benchmark -> (variant, data)
+
+    def benchmarks(self) -> list[str]:
+        return [b for b in BENCHMARKS if b in self.labels] + sorted(b for b in self.labels if b not in BENCHMARKS)
+
+    def seeds(self, benchmark: str) -> list[int]:
+        problems = self.labels[benchmark][GRADERS[0]].values()
+        return sorted(set.intersection(*(set(by_seed) for by_seed in problems)))
+
+    def score(self, benchmark: str, grader: str) -> float:
+        """avg@k over all of this run's problems and seeds."""
+        return float(self.matrix(benchmark, grader, sorted(self.labels[benchmark][grader])).mean())
+
+    def matrix(self, benchmark: str, grader: str, problems: list[str]) -> np.ndarray:
+        """seeds x problems: each problem's avg@k in each seed."""
+        by_problem = self.labels[benchmark][grader]
+        return np.array([[statistics.fmean(by_problem[p][s]) for p in problems] for s in self.seeds(benchmark)])
+
+
+def load_run(path: Path, name: str) -> Run:
+    records = read_records(path)
+    if not records:
+        raise HarnessError(f"{path}: no samples to compare")
+    require_fields(records, ("benchmark", "problem", "sample"), path)
+    ungraded = sum("grades" not in r for r in records)
+    if ungraded:
+        raise HarnessError(f"{path}: {ungraded} samples are not graded yet (run `python -m benchmarks score {path}`)")
+    labels: dict[str, dict[str, dict[str, dict[int, list[bool]]]]] = defaultdict(
+        lambda: {g: defaultdict(lambda: defaultdict(list)) for g in GRADERS})
+    for record in records:
+        for grader in GRADERS:
+            grade = record["grades"].get(grader) or {}
+            labels[record["benchmark"]][grader][str(record["problem"])][int(record.get("seed", 0))].append(
+                bool(grade.get("correct")))
+    configs = run_metadata(path if path.is_dir() else path.parent)["configs"]
+    datasets = {}
+    for record in records:
+        config = configs.get(record.get("config_hash"), {})
+        datasets.setdefault(record["benchmark"], (config.get("variant"), config.get("data")))
+    return Run(name, path, dict(labels), datasets)
+
+
+def run_names(paths: list[Path]) -> list[str]:
+    """Each run's directory name, made unique with its position when two share one."""
+    names = [p.resolve().name if p.is_dir() else p.stem for p in paths]
+    return [f"{n} ({i + 1})" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+
+def paired_differences(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, seeds_a: np.ndarray,
+                       seeds_b: np.ndarray) -> np.ndarray:
+    """Resampled differences (b - a) of the mean score; ``a``, ``b`` are seeds x problems over the same
+    problems, ``seeds_*`` the seed draws (resamples x seeds) shared by every benchmark of the comparison."""
+    resamples, problems = seeds_a.shape[0], a.shape[1]
+    drawn = rng.integers(0, problems, size=(resamples, problems))
+    a_scores = a[seeds_a].mean(axis=1)  # resamples x problems: each problem's mean over the drawn seeds
+    b_scores = b[seeds_b].mean(axis=1)
+    return np.take_along_axis(b_scores - a_scores, drawn, axis=1).mean(axis=1)
+
+
+def interval(differences: np.ndarray) -> tuple[float, float]:
+    low, high = np.percentile(differences, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def flips(a: np.ndarray, b: np.ndarray, problems: list[str]) -> dict[str, list[str]]:
+    solved_a, solved_b = a.mean(axis=0) > 0.5, b.mean(axis=0) > 0.5
+    return {"gained": [p for p, x, y in zip(problems, solved_a, solved_b, strict=True) if y and not x],
+            "lost": [p for p, x, y in zip(problems, solved_a, solved_b, strict=True) if x and not y]}
+
+
+def compare_pair(base: Run, other: Run, resamples: int, seed: int) -> dict[str, Any]:
+    """``other`` against ``base``: per shared benchmark and grader, the difference, its interval and the flips."""
+    rng = np.random.default_rng(seed)
+    shared = [b for b in base.benchmarks() if b in other.labels]
+    out: dict[str, Any] = {"benchmarks": {}, "skipped": {}}
+    for benchmark in shared:
+        if base.datasets.get(benchmark) != other.datasets.get(benchmark):
+            mine, theirs = base.datasets.get(benchmark), other.datasets.get(benchmark)
+            out["skipped"][benchmark] = (f"another dataset variant ({theirs[0] if theirs else '?'} against "
+                                         f"{mine[0] if mine else '?'})")
+    compared = [b for b in shared if b not in out["skipped"]]
+    if not compared:
+        reason = "; ".join(f"{b}: {why}" for b, why in out["skipped"].items()) or "no benchmark in common"
+        raise HarnessError(f"{other.name} and {base.name} share no comparable benchmark ({reason})")
+    seeds_a = {b: len(base.seeds(b)) for b in compared}
+    seeds_b = {b: len(other.seeds(b)) for b in compared}
+    if min(seeds_a.values()) == 0 or min(seeds_b.values()) == 0:
+        raise HarnessError(f"{other.name} or {base.name} has a benchmark with no seed covering all its problems")
+    # One seed draw per resample for the whole run (uniform numbers, scaled per benchmark's seed count).
+    uniform_a = rng.random((resamples, max(seeds_a.values())))
+    uniform_b = rng.random((resamples, max(seeds_b.values())))
+    resampled: dict[str, dict[str, np.ndarray]] = {g: {} for g in GRADERS}
+    for benchmark in compared:
+        problems = sorted(set(base.labels[benchmark][GRADERS[0]]) & set(other.labels[benchmark][GRADERS[0]]))
+        if not problems:
+            out["skipped"][benchmark] = "no problem in common"
+            continue
+        entry: dict[str, Any] = {"problems": len(problems)}
+        sa = (uniform_a[:, : seeds_a[benchmark]] * seeds_a[benchmark]).astype(int)
+        sb = (uniform_b[:, : seeds_b[benchmark]] * seeds_b[benchmark]).astype(int)
+        for grader in GRADERS:
+            a, b = base.matrix(benchmark, grader, problems), other.matrix(benchmark, grader, problems)
+            differences = paired_differences(a, b, rng, sa, sb)
+            resampled[grader][benchmark] = differences
+            low, high = interval(differences)
+            entry[grader] = {"base": float(a.mean()), "other": float(b.mean()), "difference": float(b.mean() - a.mean()),
+                             "low": low, "high": high, "significant": bool(low > 0 or high < 0),
+                             "flips": flips(a, b, problems)}
+        out["benchmarks"][benchmark] = entry
+    if all(b in out["benchmarks"] for b in MATH_BENCHMARKS):
+        out["avg"] = {}
+        for grader in GRADERS:
+            differences = np.mean([resampled[grader][b] for b in MATH_BENCHMARKS], axis=0)
+            low, high = interval(differences)
+            difference = statistics.fmean(out["benchmarks"][b][grader]["difference"] for b in MATH_BENCHMARKS)
+            out["avg"][grader] = {"difference": difference, "low": low, "high": high,
+                                  "significant": bool(low > 0 or high < 0)}
+    return out
+
+
+def run_avg(run: Run, grader: str) -> float | None:
+    """The six-benchmark Avg. (unweighted mean of avg@k), or None unless the run has all six."""
+    if not all(b in run.labels for b in MATH_BENCHMARKS):
+        return None
+    return statistics.fmean(run.score(b, grader) for b in MATH_BENCHMARKS)
+
+
+def signed(value: float) -> str:
+    return f"{100 * value:+.1f}"
+
+
+def difference_cell(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return "–"
+    mark = " *" if entry["significant"] else ""
+    return f"{signed(entry['difference'])} [{signed(entry['low'])}, {signed(entry['high'])}]{mark}"
+
+
+def markdown(runs: list[Run], pairs: list[dict[str, Any]], references: list[PublishedRow], resamples: int,
+             seed: int) -> str:
+    base = runs[0]
+    names = base.benchmarks()
+    lines = ["# Comparison", "", f"Runs: {', '.join(f'`{r.name}` ({r.path})' for r in runs)}. Differences are to "
+             f"`{base.name}`, in points, with a paired bootstrap 95% interval over problems and seeds ({resamples} "
+             f"resamples, seed {seed}); * marks an interval that excludes 0.", ""]
+    for grader in GRADERS:
+        head = ["Benchmark", "Problems", *(f"{r.name} avg@k" for r in runs), *(f"Δ {r.name}" for r in runs[1:])]
+        lines += [f"## Grader: {grader}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for benchmark in names:
+            compared = [p["benchmarks"].get(benchmark) for p in pairs]
+            problems = next((c["problems"] for c in compared if c), len(base.labels[benchmark][grader]))
+            scores = [f"{100 * r.score(benchmark, grader):.1f}" if benchmark in r.labels else "–" for r in runs]
+            deltas = [difference_cell(c[grader] if c else None) for c in compared]
+            lines.append(f"| {title(benchmark)} | {problems} | " + " | ".join(scores + deltas) + " |")
+        avgs = [run_avg(r, grader) for r in runs]
+        if any(a is not None for a in avgs):
+            cells = [f"{100 * a:.1f}" if a is not None else "–" for a in avgs]
+            cells += [difference_cell(p.get("avg", {}).get(grader)) for p in pairs]
+            lines.append("| Avg. (six math) | | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## Flipped problems (grader: luffy)", "",
+              "| Benchmark | Run | solved only here | solved only in the first run |", "|---|---|---|---|"]
+    for run, pair in zip(runs[1:], pairs, strict=True):
+        for benchmark, entry in pair["benchmarks"].items():
+            flipped = entry["luffy"]["flips"]
+            shown = {k: ", ".join(v[:FLIPS_SHOWN]) + (" …" if len(v) > FLIPS_SHOWN else "") for k, v in flipped.items()}
+            lines.append(f"| {title(benchmark)} | {run.name} | {len(flipped['gained'])}: {shown['gained'] or '–'} "
+                         f"| {len(flipped['lost'])}: {shown['lost'] or '–'} |")
+    skipped = [(run.name, b, why) for run, pair in zip(runs[1:], pairs, strict=True) for b, why in pair["skipped"].items()]
+    if skipped:
+        lines += ["", "Not compared: " + "; ".join(f"{b} of `{name}` ({why})" for name, b, why in skipped)]
+    if references:
+        lines += ["", "## Published rows (accuracy %, as printed)", "",
+                  "| Row | " + " | ".join(title(b) for b in MATH_BENCHMARKS) + " | Avg. | note |",
+                  "|" + "---|" * (len(MATH_BENCHMARKS) + 3)]
+        for row in references:
+            avg = f"{row.avg:.1f}" if row.avg is not None else f"({row.mean_of_six():.1f}, mean)"
+            lines.append(f"| {row.label} | " + " | ".join(f"{row.values[b]:.1f}" for b in MATH_BENCHMARKS)
+                         + f" | {avg} | {row.avg_note() or ''} |")
+        for run in runs:
+            cells = [f"{100 * run.score(b, 'luffy'):.1f}" if b in run.labels else "–" for b in MATH_BENCHMARKS]
+            avg = run_avg(run, "luffy")
+            cells.append(f"{100 * avg:.1f}" if avg is not None else "–")
+            lines.append(f"| this: {run.name} (luffy grader) | " + " | ".join(cells) + " |  |")
+        lines += ["", "Sources: " + "; ".join(sorted({row.source for row in references}))]
+    return "\n".join(lines) + "\n"
+
+
+def chart(runs: list[Run], references: list[PublishedRow], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = runs[0].benchmarks()
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.2 * len(names) + 4), 4.5))
+    width = 0.8 / len(runs)
+    for i, run in enumerate(runs):
+        xs = [j + (i - (len(runs) - 1) / 2) * width for j in range(len(names))]
+        ax.bar(xs, [100 * run.score(b, "luffy") if b in run.labels else 0 for b in names], width, label=run.name)
+    markers = "os^vDP*X"
+    for i, row in enumerate(references):
+        points = [(j, row.values[b]) for j, b in enumerate(names) if b in row.values]
+        if points:
+            ax.scatter(*zip(*points, strict=True), marker=markers[i % len(markers)], color="black", s=18, zorder=3,
+                       label=row.label)
+    ax.set_xticks(range(len(names)), [title(n) for n in names], rotation=20)
+    ax.set_ylabel("avg@k accuracy (%), luffy grader")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title(f"{len(runs)} runs" + (", published rows as markers" if references else ""), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def compare(paths: list[Path], out_dir: Path, references: list[PublishedRow] | None = None,
+            resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> str:
+    """Write compare.md, compare.json and compare.png in ``out_dir``; return the Markdown."""
+    if len(paths) < 2:
+        raise HarnessError("compare needs at least two runs")
+    references = references or []
+    runs = [load_run(path, name) for path, name in zip(paths, run_names(paths), strict=True)]
+    pairs = [compare_pair(runs[0], other, resamples, seed) for other in runs[1:]]
+    text = markdown(runs, pairs, references, resamples, seed)
+    result = {
+        "runs": [{"name": r.name, "path": str(r.path),
+                  "scores": {b: {g: r.score(b, g) for g in GRADERS} for b in r.benchmarks()},
+                  "avg": {g: run_avg(r, g) for g in GRADERS}} for r in runs],
+        "differences": [{"run": r.name, "against": runs[0].name, **p} for r, p in zip(runs[1:], pairs, strict=True)],
+        "references": [{"label": row.label, "source": row.source, "values": row.values, "avg": row.avg,
+                        "mean_of_six": row.mean_of_six(), "note": row.avg_note()} for row in references],
+        "method": {"resamples": resamples, "seed": seed, "interval": "paired bootstrap, 95%"},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made = {out_dir / "compare.md": out_dir / ".compare.md.tmp", out_dir / "compare.json": out_dir / ".compare.json.tmp",
+            out_dir / "compare.png": out_dir / ".compare.tmp.png"}
+    try:  # all three under temporary names first: a failure leaves the previous comparison whole
+        made[out_dir / "compare.md"].write_text(text)
+        made[out_dir / "compare.json"].write_text(json.dumps(result, indent=1))
+        chart(runs, references, made[out_dir / "compare.png"])
+        for final, tmp in made.items():
+            os.replace(tmp, final)
+    finally:
+        for tmp in made.values():
+            tmp.unlink(missing_ok=True)
+    return text

@@ -1,0 +1,69 @@
+"""The viewer's reading of a run: grouping, each filter, the answer-text search, a store still being written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from viewer_runs import write_runs
+
+from app.runs import FILTERS, RunView, sample_markdown
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> tuple[RunView, RunView]:
+    base, tuned = write_runs(tmp_path)
+    return RunView.open(base), RunView.open(tuned)
+
+
+@pytest.mark.parametrize(("verdict", "expected"), [
+    ("all samples", {"aime24": ["0"], "math500": ["0", "1", "2"]}),
+    ("correct (luffy)", {"aime24": ["0"], "math500": ["0", "1"]}),
+    ("wrong (luffy)", {"aime24": ["0"], "math500": ["2"]}),
+    ("correct (math_verify)", {"aime24": ["0"], "math500": ["0", "1", "2"]}),
+    ("wrong (math_verify)", {"aime24": ["0"], "math500": []}),
+    ("graders disagree", {"aime24": [], "math500": ["2"]}),
+    ("truncated", {"aime24": ["0"], "math500": []}),
+    ("grader timeout", {"aime24": ["0"], "math500": []}),
+])
+def test_each_filter_keeps_the_problems_with_a_matching_sample(runs, verdict: str, expected: dict) -> None:
+    base, _ = runs
+    assert {b: list(base.matching(b, verdict)) for b in base.benchmarks()} == expected
+    assert set(FILTERS) >= {verdict}
+
+
+def test_a_filter_keeps_only_the_matching_samples_of_a_problem(runs) -> None:
+    base, _ = runs
+    (truncated,) = base.matching("aime24", "truncated")["0"]
+    assert truncated.record["sample"] == 1 and truncated.reasoning_and_answer() == (None, "Still thinking, the sum is 2")
+    assert [s.record["sample"] for s in base.matching("aime24", "all samples")["0"]] == [0, 1]
+
+
+def test_answer_text_searches_extracted_answers_and_answer_parts(runs) -> None:
+    base, tuned = runs
+    assert list(tuned.matching("math500", "all samples", "24")) == ["0"]  # its extracted answer
+    assert list(base.matching("math500", "all samples", "THE ANSWER IS")) == ["0", "2"]  # the answer part
+    assert list(base.matching("math500", "all samples", "step by step")) == []  # the thought is not searched
+
+
+def test_problem_rows_and_sample_facts(runs) -> None:
+    base, _ = runs
+    assert base.problem_rows("math500", "graders disagree") == [["2", "42", "1/1", 0.0, 100.0]]
+    assert base.problem_rows("aime24", "all samples") == [["0", "204", "2/2", 50.0, 50.0]]
+    facts = sample_markdown(base.samples("aime24", "0")[1])
+    assert "| math_verify | `2` | timed out | timeout |" in facts and "| luffy | — | wrong | unformatted |" in facts and "finish: length" in facts
+    reasoning, answer = base.samples("math500", "0")[0].reasoning_and_answer()
+    assert reasoning.startswith("Let me think") and answer.strip() == "The answer is $\\boxed{42}$."
+
+
+def test_a_store_still_being_written_is_read_and_reloaded(tmp_path: Path) -> None:
+    base, _ = write_runs(tmp_path)
+    store = base / "generations.seed0.jsonl"
+    lines = store.read_text().splitlines()
+    store.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])  # a writer mid-line
+    view = RunView.open(base)
+    assert sum(len(p) for p in view.problems.values()) == 1
+    store.write_text("\n".join(lines) + "\n" + json.dumps({**json.loads(lines[0]), "problem": "9"}) + "\n")
+    view.reload()
+    assert list(view.problems["math500"]) == ["0", "1", "2", "9"]
