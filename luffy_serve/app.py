@@ -38,6 +38,9 @@ logger = logging.getLogger("luffy_serve")
 ARRIVED = "luffy_arrived"  # scope["state"] key: when a /v1/grade request reached the app (time.monotonic())
 OPEN_PATHS = frozenset({"/health", "/ping"})  # load balancers and SageMaker probe these without a key
 DEMO = "/demo"
+# Gradio routes under the demo that Gradio itself serves without its login (the rest check it, and the login
+# page with its stylesheet must stay open): with an API key set they need the login cookie or the key.
+DEMO_UNGUARDED = (DEMO + "/gradio_api/heartbeat/", DEMO + "/gradio_api/startup-events")
 GRADE_NICE = 10  # CPU priority of the /v1/grade workers: below the engine's, so a flood does not slow it
 MAX_GRADE_CHARS = 200_000  # per response, answer or gold
 # Of a /v1/grade request's deadline, the share kept for sending the answer (at most RESPONSE_RESERVE_S): the
@@ -128,6 +131,7 @@ class LuffyApp:
         self._grade_ids = itertools.count()
         self.inner: ASGIApp | None = None
         self.own = self._build_own_routes()
+        self._gradio = None  # the mounted Gradio app: its login tokens
 
     def attach(self, vllm_app: ASGIApp, split_text: bool = False) -> None:
         """``split_text``: split reasoning by text in the math layer (no vLLM reasoning parser)."""
@@ -141,6 +145,7 @@ class LuffyApp:
         auth = self._login if self._key_hashes else None
         self.own = gr.mount_gradio_app(self.own, demo, path=path, auth=auth,
                                        auth_message=DEMO_AUTH_MESSAGE if auth else None)
+        self._gradio = next(r.app for r in self.own.routes if getattr(r, "path", None) == path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -156,6 +161,9 @@ class LuffyApp:
             return
         send = _openai_errors(send, keep_detail=in_demo)
         try:
+            if in_demo and path.startswith(DEMO_UNGUARDED) and not (self._authorized(scope) or self._logged_in(scope)):
+                await error_response(401, "Sign in to the demo first.", "AuthenticationError")(scope, receive, send)
+                return
             if not (in_demo or path in self.open_paths or self._authorized(scope)):
                 await error_response(401, "Invalid or missing API key.", "AuthenticationError")(scope, receive, send)
                 return
@@ -224,6 +232,16 @@ class LuffyApp:
     def _key_matches(self, key: str) -> bool:
         digest = hashlib.sha256(key.encode()).digest()
         return any(hmac.compare_digest(digest, h) for h in self._key_hashes)
+
+    def _logged_in(self, scope: Scope) -> bool:
+        """Whether the request carries a login cookie of the demo's Gradio app (what its own routes check)."""
+        if self._gradio is None:
+            return False
+        cookies = Request(scope).cookies
+        cookie_id = getattr(self._gradio, "cookie_id", "")
+        tokens = getattr(self._gradio, "tokens", {})
+        return any(cookies.get(f"{name}-{cookie_id}") in tokens
+                   for name in ("access-token", "access-token-unsecure"))
 
     def _login(self, _user: str, password: str) -> bool:
         return self._key_matches(password)

@@ -96,9 +96,16 @@ def test_demo_and_its_api_refuse_without_login(luffy_server) -> None:
         assert response.json()["error"]["code"] == 401
     wrong = httpx.post(f"{base}/login", data={"username": "me", "password": "wrong-key"})
     assert wrong.status_code == 400 and wrong.json()["detail"]  # Gradio's page still reads its own detail
+    # Two routes Gradio serves without its login: the server asks for it there too.
+    for path in ("/gradio_api/heartbeat/abc", "/gradio_api/startup-events"):
+        assert httpx.get(base + path).json()["error"]["code"] == 401, path
+        assert httpx.get(base + path, cookies={"access-token-x": "forged"}).status_code == 401, path
     with httpx.Client() as browser:
         assert browser.post(f"{base}/login", data={"username": "me", "password": luffy_server.api_key}).is_success
         assert browser.get(f"{base}/gradio_api/info").status_code == 200
+        assert browser.get(f"{base}/gradio_api/startup-events").status_code == 200
+        with browser.stream("GET", f"{base}/gradio_api/heartbeat/abc") as heartbeat:
+            assert heartbeat.status_code == 200  # an event stream: its start is enough
         # Logged in, the page's functions still run only through the queue: direct calls are refused (4xx).
         direct = browser.post(f"{base}/gradio_api/api/respond", json={"data": ["hi", [], 0, 16, 1, ""]})
         assert direct.status_code == 404 and direct.json()["error"]["code"] == 404
