@@ -124,6 +124,9 @@ def compare_pair(base: Run, other: Run, resamples: int, seed: int) -> dict[str, 
             out["skipped"][benchmark] = (f"another dataset variant ({theirs[0] if theirs else '?'} against "
                                          f"{mine[0] if mine else '?'})")
     compared = [b for b in shared if b not in out["skipped"]]
+    for benchmark in other.benchmarks():
+        if benchmark not in base.labels:
+            out["skipped"][benchmark] = "not in the first run"
     if not compared:
         reason = "; ".join(f"{b}: {why}" for b, why in out["skipped"].items()) or "no benchmark in common"
         raise HarnessError(f"{other.name} and {base.name} share no comparable benchmark ({reason})")

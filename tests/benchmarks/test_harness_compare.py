@@ -129,8 +129,10 @@ def test_another_dataset_variant_is_not_compared(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="share no comparable benchmark .*math500: another dataset variant"):
         compare([a, b], tmp_path / "out")
     write_run(b, {"amc": column([False])}, seed=1)  # now amc is shared (same variant): math500 is flagged
+    write_run(b, {"gpqa": column([True])}, seed=2)  # and a benchmark the first run does not have
     text = compare([a, b], tmp_path / "out")
     assert "Not compared: math500 of `b` (another dataset variant" in text
+    assert "gpqa of `b` (not in the first run)" in text
 
 
 def test_cli_writes_the_three_files_and_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
