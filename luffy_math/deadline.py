@@ -73,6 +73,8 @@ class _Timer:
         signal.setitimer(self.which, max(nearest - self.now(), _EARLIEST_REARM))
 
     def on_signal(self, signum: int, frame: Any) -> None:
+        if not self.stack:  # sent for a deadline already gone (another thread took it, Python ran it late)
+            return
         if _in_bookkeeping(frame):
             signal.setitimer(self.which, _DEFER_SECONDS)  # the bookkeeping re-arms the timer when it is done
             return
@@ -155,9 +157,14 @@ def _leave(timer: _Timer, me: _Deadline, outer_expired: bool) -> None:
             else:
                 timer.arm()
             return
+        # Stop the timer again (a put-off signal may have re-armed it meanwhile) and drop a signal it already
+        # sent, before giving the signal back: delivered after that, it would reach the default action (the
+        # process dies) or someone else's handler. Other threads may take the signal first; their call of our
+        # handler runs right here, where it finds the stack empty and returns. (Never sigwait: the wait would
+        # never end once another thread took the signal.)
+        signal.setitimer(timer.which, 0)
+        signal.sigtimedwait({timer.signum}, 0)
         signal.signal(timer.signum, timer.foreign_handler)
-        if timer.signum in signal.sigpending():
-            signal.sigwait({timer.signum})
         if timer.foreign_remaining > 0:
             left = timer.foreign_remaining - (timer.now() - timer.entered_at)
             signal.setitimer(timer.which, max(left, _EARLIEST_REARM), timer.foreign_interval)
