@@ -16,7 +16,6 @@ A problem flips when its score crosses one half (with one sample: right in one r
 from __future__ import annotations
 
 import json
-import os
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from benchmarks.grading import GRADERS
 from benchmarks.problems import HarnessError
 from benchmarks.published import PublishedRow
 from benchmarks.report import run_metadata, title
-from benchmarks.store import read_records, require_fields
+from benchmarks.store import read_records, replace_together, require_fields
 from benchmarks.tasks import BENCHMARKS, MATH_BENCHMARKS
 
 DEFAULT_RESAMPLES = 2000
@@ -281,15 +280,9 @@ def compare(paths: list[Path], out_dir: Path, references: list[PublishedRow] | N
         "method": {"resamples": resamples, "seed": seed, "interval": "paired bootstrap, 95%"},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    made = {out_dir / "compare.md": out_dir / ".compare.md.tmp", out_dir / "compare.json": out_dir / ".compare.json.tmp",
-            out_dir / "compare.png": out_dir / ".compare.tmp.png"}
-    try:  # all three under temporary names first: a failure leaves the previous comparison whole
-        made[out_dir / "compare.md"].write_text(text)
-        made[out_dir / "compare.json"].write_text(json.dumps(result, indent=1))
-        chart(runs, references, made[out_dir / "compare.png"])
-        for final, tmp in made.items():
-            os.replace(tmp, final)
-    finally:
-        for tmp in made.values():
-            tmp.unlink(missing_ok=True)
+    replace_together({
+        out_dir / "compare.md": lambda path: path.write_text(text),
+        out_dir / "compare.json": lambda path: path.write_text(json.dumps(result, indent=1)),
+        out_dir / "compare.png": lambda path: chart(runs, references, path),
+    })
     return text

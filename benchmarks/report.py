@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from benchmarks import metrics
 from benchmarks.grading import GRADERS
 from benchmarks.problems import HarnessError
-from benchmarks.store import read_records, require_fields
+from benchmarks.store import read_records, replace_together, require_fields
 from benchmarks.tasks import BENCHMARKS, MATH_BENCHMARKS
 
 GRADER_NOTES = {"luffy": "LUFFY's reported grader (OAT boxed grader)", "math_verify": "Math-Verify"}
@@ -147,16 +146,9 @@ def build(path: Path, out_dir: Path | None = None) -> str:
               "## Details (grader: math_verify)", "", *details_table(result, "math_verify"), "",
               *setup_lines(result, meta, records), ""]
     markdown = "\n".join(lines)
-    # All three are made under temporary names first, so a failure leaves the previous report whole.
-    made = {out_dir / "report.md": out_dir / ".report.md.tmp", out_dir / "report.json": out_dir / ".report.json.tmp",
-            out_dir / "report.png": out_dir / ".report.tmp.png"}
-    try:
-        made[out_dir / "report.md"].write_text(markdown)
-        made[out_dir / "report.json"].write_text(json.dumps({**result, "meta": meta}, indent=1))
-        chart(result, made[out_dir / "report.png"], chart_caption(meta, records))
-        for final, tmp in made.items():
-            os.replace(tmp, final)
-    finally:
-        for tmp in made.values():
-            tmp.unlink(missing_ok=True)
+    replace_together({
+        out_dir / "report.md": lambda path: path.write_text(markdown),
+        out_dir / "report.json": lambda path: path.write_text(json.dumps({**result, "meta": meta}, indent=1)),
+        out_dir / "report.png": lambda path: chart(result, path, chart_caption(meta, records)),
+    })
     return markdown

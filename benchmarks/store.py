@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,20 @@ def write_jsonl_atomic(path: Path, records: list[dict[str, Any]]) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def replace_together(writers: dict[Path, Callable[[Path], object]]) -> None:
+    """Make each file with its writer under a temporary name (same suffix, for writers that read it), then
+    move them all in place: a failure leaves the previous set of files whole."""
+    made = {final: final.with_name(f".{final.stem}.tmp{final.suffix}") for final in writers}
+    try:
+        for final, write in writers.items():
+            write(made[final])
+        for final, tmp in made.items():
+            os.replace(tmp, final)
+    finally:
+        for tmp in made.values():
+            tmp.unlink(missing_ok=True)
 
 
 class SampleStore:

@@ -153,3 +153,24 @@ def test_cli_writes_the_three_files_and_refuses_bad_input_in_one_line(tmp_path: 
                           ((str(a), str(tmp_path / "missing")), "no such file or directory")]:
         line = refusal(run_cli("benchmarks", ["compare", *args], tmp_path, forbid=("vllm", "torch")), tmp_path)
         assert message in line, (args, line)
+
+
+def test_a_failed_writer_leaves_the_previous_files_whole(tmp_path: Path) -> None:
+    """report and compare write their three files through replace_together: all new, or all as before."""
+    from benchmarks.store import replace_together
+
+    old = {tmp_path / name: f"old {name}" for name in ("x.md", "x.json", "x.png")}
+    for path, text in old.items():
+        path.write_text(text)
+
+    def broken_chart(path: Path) -> None:
+        path.write_text("half a chart")
+        raise RuntimeError("matplotlib failed")
+
+    with pytest.raises(RuntimeError):
+        replace_together({tmp_path / "x.md": lambda p: p.write_text("new"),
+                          tmp_path / "x.json": lambda p: p.write_text("new"), tmp_path / "x.png": broken_chart})
+    assert {p: p.read_text() for p in old} == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json", "x.md", "x.png"]  # no temporary file left
+    replace_together({path: (lambda p: p.write_text("new")) for path in old})
+    assert {p.read_text() for p in old} == {"new"}
