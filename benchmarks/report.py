@@ -61,12 +61,21 @@ def run_metadata(run_dir: Path) -> dict[str, Any]:
     return meta
 
 
+CONFIG_KEYS = ("benchmark", "variant", "model", "backend", "template", "temperature", "top_p", "max_tokens", "seed")
+
+
+def described(config: dict[str, Any]) -> dict[str, Any]:
+    """A config with "?" for what it does not say (a store written by hand or by an older harness)."""
+    return {**dict.fromkeys(CONFIG_KEYS, "?"), **config}
+
+
 def setup_lines(result: dict[str, Any], meta: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
     used = {r["config_hash"] for r in records if "config_hash" in r}
     lines = ["## Setup", ""]
     for digest in sorted(used):
         config = meta["configs"].get(digest)
         if config:
+            config = described(config)
             sampling = ", ".join(f"{k} {config[k]}" for k in ("template", "temperature", "top_p", "max_tokens", "seed"))
             lines.append(f"- {title(config['benchmark'])}: {config['variant']}; model {config['model']} "
                          f"({config['backend']}); {sampling}")
@@ -81,10 +90,11 @@ def setup_lines(result: dict[str, Any], meta: dict[str, Any], records: list[dict
 
 def chart_caption(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
     """Model, sampling and grader versions in two lines, so a chart shown alone still says what it measured."""
-    configs = [meta["configs"][h] for h in sorted({r.get("config_hash") for r in records}) if h in meta["configs"]]
+    configs = [described(meta["configs"][h]) for h in sorted({r.get("config_hash") for r in records})
+               if h in meta["configs"]]
     if configs:
         c = configs[0]
-        models = sorted({Path(c["model"]).name or c["model"] for c in configs})
+        models = sorted({Path(str(c["model"])).name or str(c["model"]) for c in configs})
         first = (f"{', '.join(models)} ({c['backend']}); template {c['template']}, "
                  f"T {c['temperature']}, top_p {c['top_p']}, max_tokens {c['max_tokens']}")
     else:

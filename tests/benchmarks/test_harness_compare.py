@@ -174,3 +174,16 @@ def test_a_failed_writer_leaves_the_previous_files_whole(tmp_path: Path) -> None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json", "x.md", "x.png"]  # no temporary file left
     replace_together({path: (lambda p: p.write_text("new")) for path in old})
     assert {p.read_text() for p in old} == {"new"}
+
+
+def test_report_reads_a_config_that_leaves_out_the_sampling(tmp_path: Path) -> None:
+    """A store written by hand or an older harness: its config names only the dataset; the report says "?"."""
+    from benchmarks.report import build
+
+    run = write_run(tmp_path / "run", {"math500": column([True, False])})
+    configs = json.loads((run / "configs.json").read_text())
+    (run / "configs.json").write_text(json.dumps({h: {k: c[k] for k in ("benchmark", "variant", "data")}
+                                                  for h, c in configs.items()}))
+    markdown = build(run)
+    assert "model ? (?); template ?, temperature ?, top_p ?, max_tokens ?, seed ?" in markdown
+    assert (run / "report.png").stat().st_size > 0
