@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         cfg = compose(args.config, args.overrides)
         _check_before_loading(cfg, args.engine)
+        if args.engine == "verl" and cfg.trainer.device == "cpu":
+            os.environ.setdefault("VERL_PLATFORM", "cpu")  # before verl is imported: it picks a platform once
         if args.dry_run:
             print(to_yaml(cfg))
             from luffy_train.verl_integration import validate as verl_validate

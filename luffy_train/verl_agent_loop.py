@@ -14,6 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+# isort: off
+import luffy_train.verl_cpu  # noqa: F401  (before verl's modules: the CPU platform must exist before verl picks one)
+# isort: on
 from verl import DataProto
 from verl.experimental.agent_loop.agent_loop import (
     AgentLoopBase,
@@ -22,6 +26,7 @@ from verl.experimental.agent_loop.agent_loop import (
     AgentLoopOutput,
 )
 from verl.experimental.agent_loop.agent_loop import register as register_agent_loop
+from verl.utils.ray_utils import auto_await
 
 from luffy_train import core
 from luffy_train.reward import THINK_OPEN
@@ -61,6 +66,7 @@ def assign_agent_loops(batch: DataProto, n_off_policy: int, default_loop: str) -
 class LuffyAgentLoopManager(AgentLoopManager):
     """verl's manager, with the per-copy choice of agent loop LUFFY needs (training batches only)."""
 
+    @auto_await  # as verl's own: the trainer calls it without awaiting
     async def generate_sequences(self, prompts: DataProto) -> DataProto:
         n_off = int(self.config.luffy.n_off_policy)
         if not prompts.meta_info.get("validate", False) and n_off > 0:

