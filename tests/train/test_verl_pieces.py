@@ -177,7 +177,11 @@ def test_every_config_composes_and_passes_verls_validation(name):
     assert cfg.trainer.use_v1 is False
     assert cfg.algorithm.norm_adv_by_std_in_grpo is False and not actor.use_kl_loss
     loss = core.LossConfig(**cfg.luffy.loss)
-    if cfg.luffy.algorithm == "luffy":
+    if name == "luffy-tiny-cpu":  # the recipe shrunk for one CPU: groups of 1 demonstration + 3 rollouts
+        assert (cfg.luffy.n_off_policy, rollout.n, loss.off_policy_reshape, loss.clip_on_policy) == (
+            1, 4, "p_div_p_0.1", False)
+        assert (cfg.trainer.device, actor.strategy, rollout.tensor_model_parallel_size) == ("cpu", "fsdp2", 1)
+    elif cfg.luffy.algorithm == "luffy":
         assert (cfg.luffy.n_off_policy, rollout.n, loss.off_policy_reshape, loss.clip_on_policy) == (
             1, 8, "p_div_p_0.1", False)
         assert (loss.loss_normalizer, loss.entropy_coeff, actor.optim.lr) == (8192, 0.001, 1e-6)
