@@ -109,7 +109,7 @@ def command_compare(args: argparse.Namespace) -> None:
 
 
 def command_run(args: argparse.Namespace) -> None:
-    from benchmarks.runner import RunOptions, run
+    from benchmarks.runner import RunOptions, default_grading_workers, run
 
     names = [n.strip() for n in args.benchmarks.split(",") if n.strip()]
     if not names:
@@ -140,7 +140,8 @@ def command_run(args: argparse.Namespace) -> None:
 
         try:
             return VLLMSampler.load(args.model, seed=args.seed, max_model_len=args.max_model_len,
-                                    tensor_parallel_size=args.tensor_parallel_size, max_num_seqs=args.max_num_seqs)
+                                    tensor_parallel_size=args.tensor_parallel_size, max_num_seqs=args.max_num_seqs,
+                                    math_workers=options.grading_workers or default_grading_workers())
         except Exception as e:  # a wrong path, an unsupported architecture, not enough memory
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise HarnessError(f"cannot start vLLM on {args.model}: {reason[:300]}") from e

@@ -55,6 +55,16 @@ def kv_cache_is_sized(args) -> bool:
             or os.environ.get("VLLM_CPU_KVCACHE_SPACE", "0") not in ("", "0"))
 
 
+def share_beside(math_workers: int) -> float | None:
+    """For an engine started in code beside ``math_workers`` grading workers (the harness's): the share to pass
+    on CPU, or None where vLLM's own sizing applies (a GPU, or VLLM_CPU_KVCACHE_SPACE set)."""
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu() or os.environ.get("VLLM_CPU_KVCACHE_SPACE", "0") not in ("", "0"):
+        return None
+    return engine_share(usable_bytes(), physical_bytes(), math_workers)
+
+
 def fill_in_memory_share(args, on_cpu: bool) -> None:
     """Set ``args.gpu_memory_utilization`` where the user left it (``None``): vLLM's default on a GPU, on CPU a
     share that leaves the math layer its room (unless the KV cache is sized another way)."""

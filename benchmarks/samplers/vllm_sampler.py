@@ -21,10 +21,16 @@ class VLLMSampler:
 
     @classmethod
     def load(cls, model: str, seed: int, max_model_len: int | None, tensor_parallel_size: int,
-             max_num_seqs: int | None) -> VLLMSampler:
+             max_num_seqs: int | None, math_workers: int = 1) -> VLLMSampler:
+        """``math_workers``: the grading workers running beside the engine; on CPU the KV cache leaves them room
+        (luffy_serve/cpu_memory.py), since a long run touches all of it."""
         from vllm import LLM
 
-        extra = {"max_num_seqs": max_num_seqs} if max_num_seqs else {}
+        from luffy_serve.cpu_memory import share_beside
+
+        extra: dict[str, Any] = {"max_num_seqs": max_num_seqs} if max_num_seqs else {}
+        if (share := share_beside(math_workers)) is not None:
+            extra["gpu_memory_utilization"] = share
         llm = LLM(model=model, seed=seed, max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
                   **extra)
         return cls(llm, model)

@@ -75,3 +75,12 @@ def test_a_size_the_user_chose_is_kept(kv_unset, monkeypatch, tiny_model_dir, fl
         monkeypatch.setenv(name, value)
     args = parse_args(["--model", str(tiny_model_dir), *flags])
     assert args.gpu_memory_utilization == expected
+
+
+def test_an_engine_started_in_code_gets_the_same_share_unless_sized(kv_unset, monkeypatch):
+    """The harness's offline engine grades beside its generation too (benchmarks/samplers/vllm_sampler.py)."""
+    from luffy_serve.cpu_memory import share_beside
+
+    assert share_beside(2) == engine_share(usable_bytes(), physical_bytes(), math_workers=2) < VLLM_DEFAULT_SHARE
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    assert share_beside(2) is None
