@@ -77,10 +77,11 @@ class Server:
 
 
 def start_server(model_dir: Path, log_path: Path, extra_args: list[str] | None = None, api_key: str = API_KEY,
-                 timeout: float = 600) -> Server:
-    """Start ``luffy-serve`` on a free port and wait until /health answers 200."""
+                 timeout: float = 600, python: str = sys.executable) -> Server:
+    """Start ``luffy-serve`` on a free port and wait until /health answers 200 (``python``: the interpreter of
+    the serving environment, for tests that run in the trainer's)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "luffy_serve", "--model", str(model_dir), "--host", "127.0.0.1",
+    cmd = [python, "-m", "luffy_serve", "--model", str(model_dir), "--host", "127.0.0.1",
            "--port", str(port), "--api-key", api_key, "--served-model-name", "tiny",
            "--max-model-len", "1024", *(extra_args or [])]
     base_url = f"http://127.0.0.1:{port}"

