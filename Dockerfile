@@ -30,6 +30,13 @@ COPY luffy_train/ luffy_train/
 COPY app/ app/
 # vLLM (with its CUDA torch) is already in the base image, so [gpu] only adds luffy's own dependencies.
 RUN python3 -m pip install --no-cache-dir "/opt/luffy[gpu,demo]"
+# "luffy_exact" grading: luffy_math under LUFFY's pinned grading libraries, in an environment of its own
+# (a venv without pip of its own: the image's pip installs into it).
+ENV LUFFY_EXACT_PYTHON=/opt/luffy-exact/bin/python
+RUN python3 -m venv --without-pip /opt/luffy-exact \
+    && python3 -m pip --python /opt/luffy-exact/bin/python install --no-cache-dir \
+        -r /opt/luffy/luffy_math/luffy_pins.txt "pebble>=5.1,<6" "tqdm>=4.66" \
+    && python3 -m pip --python /opt/luffy-exact/bin/python install --no-cache-dir --no-deps /opt/luffy
 
 # The luffy user, by number so that runAsNonRoot checks can see it.
 USER 1000:1000

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.grading import GRADERS
+from benchmarks.metrics import recorded_graders
 from benchmarks.store import read_records
 from benchmarks.tasks import BENCHMARKS
 from luffy_math import split_reasoning
@@ -23,6 +24,9 @@ FILTERS = {
     "correct (math_verify)": lambda s: s.correct("math_verify"),
     "wrong (math_verify)": lambda s: not s.correct("math_verify"),
     "graders disagree": lambda s: s.correct("luffy") != s.correct("math_verify"),
+    # the luffy grader's labels that LUFFY's own library versions give otherwise
+    "luffy and luffy_exact disagree": lambda s: s.grade("luffy_exact") is not None
+    and s.correct("luffy") != s.correct("luffy_exact"),
     "truncated": lambda s: s.record.get("finish_reason") == "length",
     "grader timeout": lambda s: any((s.grade(g) or {}).get("timed_out") for g in GRADERS),
 }
@@ -63,6 +67,7 @@ class RunView:
 
     path: Path
     problems: dict[str, dict[str, list[Sample]]] = field(default_factory=dict)
+    graders: list[str] = field(default_factory=list)  # those whose labels the run carries, GRADERS order
 
     @classmethod
     def open(cls, path: Path) -> RunView:
@@ -76,8 +81,10 @@ class RunView:
 
     def reload(self) -> None:
         grouped: dict[str, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))
-        for record in read_records(self.path):
+        records = read_records(self.path)
+        for record in records:
             grouped[record["benchmark"]][str(record["problem"])].append(Sample(record))
+        self.graders = recorded_graders(records)
         for problems in grouped.values():
             for samples in problems.values():
                 samples.sort(key=lambda s: (int(s.record.get("seed", 0)), int(s.record["sample"])))
@@ -100,6 +107,9 @@ class RunView:
                 out[problem] = chosen
         return out
 
+    def table_headers(self) -> list[str]:
+        return ["problem", "gold", "samples shown", *(f"{g} avg@k %" for g in self.graders)]
+
     def problem_rows(self, benchmark: str, verdict: str, text: str = "") -> list[list[Any]]:
         """One row per matching problem: id, gold, samples shown / all, each grader's avg@k (%)."""
         rows = []
@@ -108,7 +118,7 @@ class RunView:
             gold = every[0].record.get("gold")
             rows.append([problem, gold if isinstance(gold, str) else " | ".join(map(str, gold or [])),
                          f"{len(chosen)}/{len(every)}",
-                         *(round(100 * sum(s.correct(g) for s in every) / len(every), 1) for g in GRADERS)])
+                         *(round(100 * sum(s.correct(g) for s in every) / len(every), 1) for g in self.graders)])
         return rows
 
 
@@ -123,7 +133,7 @@ def sample_markdown(sample: Sample) -> str:
     golds = gold if isinstance(gold, list) else [gold]
     lines = [f"**{sample.label}** · gold: " + ", ".join(f"`{g}`" for g in golds),
              "", "| grader | extracted | verdict | decided by |", "|---|---|---|---|"]
-    for grader in GRADERS:
+    for grader in (g for g in GRADERS if g in (record.get("grades") or {})):
         grade = sample.grade(grader) or {}
         verdict = "timed out" if grade.get("timed_out") else ("correct" if grade.get("correct") else "wrong")
         extracted = grade.get("extracted")

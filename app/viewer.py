@@ -16,12 +16,10 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from benchmarks.grading import GRADERS  # noqa: E402
 from benchmarks.problems import HarnessError  # noqa: E402
 from luffy_serve import arg_types  # noqa: E402
 
 NONE = "(none)"
-TABLE_HEADERS = ["problem", "gold", "samples shown", *(f"{g} avg@k %" for g in GRADERS)]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,7 +48,8 @@ def build_viewer(paths: list[Path]):
     def table(name: str, benchmark: str, verdict: str, text: str):
         rows = runs[name].problem_rows(benchmark, verdict, text) if name in runs else []
         problems = [row[0] for row in rows]
-        return (gr.update(value=rows), gr.update(choices=problems, value=problems[0] if problems else None),
+        headers = runs[name].table_headers() if name in runs else ["problem", "gold", "samples shown"]
+        return (gr.update(value=rows, headers=headers), gr.update(choices=problems, value=problems[0] if problems else None),
                 f"{len(rows)} of {len(runs[name].problems.get(benchmark, {})) if name in runs else 0} problems")
 
     def sample_view(name: str, benchmark: str, problem: str | None, index: int, verdict: str, text: str):
@@ -97,7 +96,7 @@ def build_viewer(paths: list[Path]):
                 verdict = gr.Dropdown(list(FILTERS), value="all samples", label="Samples", elem_id="verdict")
                 text = gr.Textbox(label="Answer contains", elem_id="answer-text")
             count = gr.Markdown(elem_id="count")
-            problems = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, elem_id="problems", wrap=True)
+            problems = gr.Dataframe(headers=runs[names[0]].table_headers(), interactive=False, elem_id="problems", wrap=True)
             with gr.Row():
                 problem = gr.Dropdown([], label="Problem", elem_id="problem")
                 sample_a = gr.Dropdown([], label="Sample", elem_id="sample-a", type="value")

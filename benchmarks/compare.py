@@ -11,6 +11,9 @@ setting); the 2.5th and 97.5th percentiles of the resampled differences. The Avg
 benchmarks' resampled differences, resample by resample. Seeded, so the same inputs give the same figures.
 
 A problem flips when its score crosses one half (with one sample: right in one run, wrong in the other).
+
+Graders: those every compared run recorded, in GRADERS order ("luffy_exact" only where each run was graded
+beside the environment with LUFFY's pins); flips, published rows and the chart use the first ("luffy").
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.grading import GRADERS
+from benchmarks.metrics import recorded_graders
 from benchmarks.problems import HarnessError
 from benchmarks.published import PublishedRow
 from benchmarks.report import run_metadata, title
@@ -37,18 +42,20 @@ FLIPS_SHOWN = 20  # problem ids per direction in compare.md (compare.json has al
 
 @dataclass
 class Run:
-    """One run's labels: ``labels[benchmark][grader][problem][seed]`` = the samples' labels."""
+    """One run's labels: ``labels[benchmark][grader][problem][seed]`` = the samples' labels, for each grader
+    the run recorded (``graders``, GRADERS order)."""
 
     name: str
     path: Path
     labels: dict[str, dict[str, dict[str, dict[int, list[bool]]]]]
     datasets: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # benchmark -> (variant, data)
+    graders: list[str] = field(default_factory=lambda: list(GRADERS))
 
     def benchmarks(self) -> list[str]:
         return [b for b in BENCHMARKS if b in self.labels] + sorted(b for b in self.labels if b not in BENCHMARKS)
 
     def seeds(self, benchmark: str) -> list[int]:
-        problems = self.labels[benchmark][GRADERS[0]].values()
+        problems = self.labels[benchmark][self.graders[0]].values()
         return sorted(set.intersection(*(set(by_seed) for by_seed in problems)))
 
     def score(self, benchmark: str, grader: str) -> float:
@@ -69,10 +76,14 @@ def load_run(path: Path, name: str) -> Run:
     ungraded = sum("grades" not in r for r in records)
     if ungraded:
         raise HarnessError(f"{path}: {ungraded} samples are not graded yet (run `python -m benchmarks score {path}`)")
+    graders = recorded_graders(records)
+    if not graders:
+        raise HarnessError(f"{path}: no sample carries a label of {', '.join(GRADERS)} "
+                           f"(run `python -m benchmarks score {path}`)")
     labels: dict[str, dict[str, dict[str, dict[int, list[bool]]]]] = defaultdict(
-        lambda: {g: defaultdict(lambda: defaultdict(list)) for g in GRADERS})
+        lambda: {g: defaultdict(lambda: defaultdict(list)) for g in graders})
     for record in records:
-        for grader in GRADERS:
+        for grader in graders:
             grade = record["grades"].get(grader) or {}
             labels[record["benchmark"]][grader][str(record["problem"])][int(record.get("seed", 0))].append(
                 bool(grade.get("correct")))
@@ -81,7 +92,12 @@ def load_run(path: Path, name: str) -> Run:
     for record in records:
         config = configs.get(record.get("config_hash"), {})
         datasets.setdefault(record["benchmark"], (config.get("variant"), config.get("data")))
-    return Run(name, path, dict(labels), datasets)
+    return Run(name, path, dict(labels), datasets, graders)
+
+
+def shared_graders(runs: Sequence[Run]) -> list[str]:
+    """The graders every run recorded, in GRADERS order."""
+    return [g for g in GRADERS if all(g in run.graders for run in runs)]
 
 
 def run_names(paths: list[Path]) -> list[str]:
@@ -112,8 +128,14 @@ def flips(a: np.ndarray, b: np.ndarray, problems: list[str]) -> dict[str, list[s
             "lost": [p for p, x, y in zip(problems, solved_a, solved_b, strict=True) if x and not y]}
 
 
-def compare_pair(base: Run, other: Run, resamples: int, seed: int) -> dict[str, Any]:
-    """``other`` against ``base``: per shared benchmark and grader, the difference, its interval and the flips."""
+def compare_pair(base: Run, other: Run, resamples: int, seed: int,
+                 graders: Sequence[str] | None = None) -> dict[str, Any]:
+    """``other`` against ``base``: per shared benchmark and grader (default: those both runs recorded), the
+    difference, its interval and the flips."""
+    graders = list(graders or shared_graders([base, other]))
+    if not graders:
+        raise HarnessError(f"{other.name} and {base.name} share no grader ({other.name}: "
+                           f"{', '.join(other.graders)}; {base.name}: {', '.join(base.graders)})")
     rng = np.random.default_rng(seed)
     shared = [b for b in base.benchmarks() if b in other.labels]
     out: dict[str, Any] = {"benchmarks": {}, "skipped": {}}
@@ -136,16 +158,16 @@ def compare_pair(base: Run, other: Run, resamples: int, seed: int) -> dict[str, 
     # One seed draw per resample for the whole run (uniform numbers, scaled per benchmark's seed count).
     uniform_a = rng.random((resamples, max(seeds_a.values())))
     uniform_b = rng.random((resamples, max(seeds_b.values())))
-    resampled: dict[str, dict[str, np.ndarray]] = {g: {} for g in GRADERS}
+    resampled: dict[str, dict[str, np.ndarray]] = {g: {} for g in graders}
     for benchmark in compared:
-        problems = sorted(set(base.labels[benchmark][GRADERS[0]]) & set(other.labels[benchmark][GRADERS[0]]))
+        problems = sorted(set(base.labels[benchmark][graders[0]]) & set(other.labels[benchmark][graders[0]]))
         if not problems:
             out["skipped"][benchmark] = "no problem in common"
             continue
         entry: dict[str, Any] = {"problems": len(problems)}
         sa = (uniform_a[:, : seeds_a[benchmark]] * seeds_a[benchmark]).astype(int)
         sb = (uniform_b[:, : seeds_b[benchmark]] * seeds_b[benchmark]).astype(int)
-        for grader in GRADERS:
+        for grader in graders:
             a, b = base.matrix(benchmark, grader, problems), other.matrix(benchmark, grader, problems)
             differences = paired_differences(a, b, rng, sa, sb)
             resampled[grader][benchmark] = differences
@@ -156,7 +178,7 @@ def compare_pair(base: Run, other: Run, resamples: int, seed: int) -> dict[str, 
         out["benchmarks"][benchmark] = entry
     if all(b in out["benchmarks"] for b in MATH_BENCHMARKS):
         out["avg"] = {}
-        for grader in GRADERS:
+        for grader in graders:
             differences = np.mean([resampled[grader][b] for b in MATH_BENCHMARKS], axis=0)
             low, high = interval(differences)
             difference = statistics.fmean(out["benchmarks"][b][grader]["difference"] for b in MATH_BENCHMARKS)
@@ -184,13 +206,19 @@ def difference_cell(entry: dict[str, Any] | None) -> str:
 
 
 def markdown(runs: list[Run], pairs: list[dict[str, Any]], references: list[PublishedRow], resamples: int,
-             seed: int) -> str:
+             seed: int, graders: Sequence[str] | None = None) -> str:
     base = runs[0]
     names = base.benchmarks()
+    graders = list(graders or shared_graders(runs))
+    primary = graders[0]
     lines = ["# Comparison", "", f"Runs: {', '.join(f'`{r.name}` ({r.path})' for r in runs)}. Differences are to "
              f"`{base.name}`, in points, with a paired bootstrap 95% interval over problems and seeds ({resamples} "
              f"resamples, seed {seed}); * marks an interval that excludes 0.", ""]
-    for grader in GRADERS:
+    unshared = [g for g in GRADERS if g not in graders and any(g in r.graders for r in runs)]
+    lines += [f"Graders compared (those every run recorded): {', '.join(graders)}."
+              + "".join(f" Not compared: {g} (recorded only by "
+                        f"{', '.join(f'`{r.name}`' for r in runs if g in r.graders)})." for g in unshared), ""]
+    for grader in graders:
         head = ["Benchmark", "Problems", *(f"{r.name} avg@k" for r in runs), *(f"Δ {r.name}" for r in runs[1:])]
         lines += [f"## Grader: {grader}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for benchmark in names:
@@ -205,11 +233,11 @@ def markdown(runs: list[Run], pairs: list[dict[str, Any]], references: list[Publ
             cells += [difference_cell(p.get("avg", {}).get(grader)) for p in pairs]
             lines.append("| Avg. (six math) | | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["## Flipped problems (grader: luffy)", "",
+    lines += [f"## Flipped problems (grader: {primary})", "",
               "| Benchmark | Run | solved only here | solved only in the first run |", "|---|---|---|---|"]
     for run, pair in zip(runs[1:], pairs, strict=True):
         for benchmark, entry in pair["benchmarks"].items():
-            flipped = entry["luffy"]["flips"]
+            flipped = entry[primary]["flips"]
             shown = {k: ", ".join(v[:FLIPS_SHOWN]) + (" …" if len(v) > FLIPS_SHOWN else "") for k, v in flipped.items()}
             lines.append(f"| {title(benchmark)} | {run.name} | {len(flipped['gained'])}: {shown['gained'] or '–'} "
                          f"| {len(flipped['lost'])}: {shown['lost'] or '–'} |")
@@ -225,15 +253,15 @@ def markdown(runs: list[Run], pairs: list[dict[str, Any]], references: list[Publ
             lines.append(f"| {row.label} | " + " | ".join(f"{row.values[b]:.1f}" for b in MATH_BENCHMARKS)
                          + f" | {avg} | {row.avg_note() or ''} |")
         for run in runs:
-            cells = [f"{100 * run.score(b, 'luffy'):.1f}" if b in run.labels else "–" for b in MATH_BENCHMARKS]
-            avg = run_avg(run, "luffy")
+            cells = [f"{100 * run.score(b, primary):.1f}" if b in run.labels else "–" for b in MATH_BENCHMARKS]
+            avg = run_avg(run, primary)
             cells.append(f"{100 * avg:.1f}" if avg is not None else "–")
-            lines.append(f"| this: {run.name} (luffy grader) | " + " | ".join(cells) + " |  |")
+            lines.append(f"| this: {run.name} ({primary} grader) | " + " | ".join(cells) + " |  |")
         lines += ["", "Sources: " + "; ".join(sorted({row.source for row in references}))]
     return "\n".join(lines) + "\n"
 
 
-def chart(runs: list[Run], references: list[PublishedRow], path: Path) -> None:
+def chart(runs: list[Run], references: list[PublishedRow], path: Path, grader: str = GRADERS[0]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -244,7 +272,7 @@ def chart(runs: list[Run], references: list[PublishedRow], path: Path) -> None:
     width = 0.8 / len(runs)
     for i, run in enumerate(runs):
         xs = [j + (i - (len(runs) - 1) / 2) * width for j in range(len(names))]
-        ax.bar(xs, [100 * run.score(b, "luffy") if b in run.labels else 0 for b in names], width, label=run.name)
+        ax.bar(xs, [100 * run.score(b, grader) if b in run.labels else 0 for b in names], width, label=run.name)
     markers = "os^vDP*X"
     for i, row in enumerate(references):
         points = [(j, row.values[b]) for j, b in enumerate(names) if b in row.values]
@@ -252,7 +280,7 @@ def chart(runs: list[Run], references: list[PublishedRow], path: Path) -> None:
             ax.scatter(*zip(*points, strict=True), marker=markers[i % len(markers)], color="black", s=18, zorder=3,
                        label=row.label)
     ax.set_xticks(range(len(names)), [title(n) for n in names], rotation=20)
-    ax.set_ylabel("avg@k accuracy (%), luffy grader")
+    ax.set_ylabel(f"avg@k accuracy (%), {grader} grader")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title(f"{len(runs)} runs" + (", published rows as markers" if references else ""), fontsize=9)
@@ -268,12 +296,16 @@ def compare(paths: list[Path], out_dir: Path, references: list[PublishedRow] | N
         raise HarnessError("compare needs at least two runs")
     references = references or []
     runs = [load_run(path, name) for path, name in zip(paths, run_names(paths), strict=True)]
-    pairs = [compare_pair(runs[0], other, resamples, seed) for other in runs[1:]]
-    text = markdown(runs, pairs, references, resamples, seed)
+    graders = shared_graders(runs)
+    if not graders:
+        raise HarnessError("the runs share no grader: " + "; ".join(f"{r.name}: {', '.join(r.graders)}" for r in runs))
+    pairs = [compare_pair(runs[0], other, resamples, seed, graders) for other in runs[1:]]
+    text = markdown(runs, pairs, references, resamples, seed, graders)
     result = {
-        "runs": [{"name": r.name, "path": str(r.path),
-                  "scores": {b: {g: r.score(b, g) for g in GRADERS} for b in r.benchmarks()},
-                  "avg": {g: run_avg(r, g) for g in GRADERS}} for r in runs],
+        "graders": graders,
+        "runs": [{"name": r.name, "path": str(r.path), "graders": r.graders,
+                  "scores": {b: {g: r.score(b, g) for g in graders} for b in r.benchmarks()},
+                  "avg": {g: run_avg(r, g) for g in graders}} for r in runs],
         "differences": [{"run": r.name, "against": runs[0].name, **p} for r, p in zip(runs[1:], pairs, strict=True)],
         "references": [{"label": row.label, "source": row.source, "values": row.values, "avg": row.avg,
                         "mean_of_six": row.mean_of_six(), "note": row.avg_note()} for row in references],
@@ -283,6 +315,6 @@ def compare(paths: list[Path], out_dir: Path, references: list[PublishedRow] | N
     replace_together({
         out_dir / "compare.md": lambda path: path.write_text(text),
         out_dir / "compare.json": lambda path: path.write_text(json.dumps(result, indent=1)),
-        out_dir / "compare.png": lambda path: chart(runs, references, path),
+        out_dir / "compare.png": lambda path: chart(runs, references, path, graders[0]),
     })
     return text

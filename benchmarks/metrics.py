@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from benchmarks.grading import GRADERS
@@ -44,8 +45,15 @@ def majority_correct(samples: list[dict[str, Any]], grader: str, gold: str | lis
     return grade(f"\\boxed{{{winner}}}", gold, grader).correct  # the vote returned a normalised form
 
 
-def seed_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Metrics of one benchmark under one seed."""
+def recorded_graders(records: list[dict[str, Any]]) -> list[str]:
+    """The graders (GRADERS order) whose label any record carries: a run made where the environment with
+    LUFFY's pins was missing has no "luffy_exact" labels, and an older harness recorded two graders only."""
+    return [g for g in GRADERS if any(g in (r.get("grades") or {}) for r in records)]
+
+
+def seed_metrics(records: list[dict[str, Any]], graders: Sequence[str] = GRADERS) -> dict[str, Any]:
+    """Metrics of one benchmark under one seed; a sample without a grader's label (None, or none recorded)
+    counts as wrong there and as ungraded."""
     by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         by_problem[str(record["problem"])].append(record)
@@ -53,7 +61,7 @@ def seed_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
     n = min(len(p) for p in problems)
     ks = k_values(n)
     out: dict[str, Any] = {"problems": len(problems), "samples_per_problem": n, "samples": len(records)}
-    for grader in GRADERS:
+    for grader in graders:
         labels = [[bool((s["grades"].get(grader) or {}).get("correct")) for s in p] for p in problems]
         out[grader] = {
             "avg": statistics.fmean(statistics.fmean(ls) for ls in labels),
@@ -78,10 +86,14 @@ def spread(values: list[float]) -> dict[str, Any]:
 
 
 def compute(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per benchmark (paper order first) and per grader: each metric's mean and std over seeds, and Avg."""
+    """Per benchmark (paper order first) and per recorded grader (``"graders"``, GRADERS order): each metric's
+    mean and std over seeds, and Avg."""
     missing = [r for r in records if "grades" not in r]
     if missing:
         raise ValueError(f"{len(missing)} samples are not graded yet (run `python -m benchmarks score`)")
+    graders = recorded_graders(records)
+    if not graders:
+        raise ValueError(f"no sample carries a label of {', '.join(GRADERS)} (run `python -m benchmarks score`)")
     grouped: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
         grouped[record["benchmark"]][int(record.get("seed", 0))].append(record)
@@ -89,14 +101,14 @@ def compute(records: list[dict[str, Any]]) -> dict[str, Any]:
     benchmarks: dict[str, Any] = {}
     for name in order:
         seeds = sorted(grouped[name])
-        per_seed = {s: seed_metrics(grouped[name][s]) for s in seeds}
+        per_seed = {s: seed_metrics(grouped[name][s], graders) for s in seeds}
         first = per_seed[seeds[0]]
         entry: dict[str, Any] = {"seeds": seeds, "problems": first["problems"],
                                  "samples_per_problem": min(m["samples_per_problem"] for m in per_seed.values()),
                                  "truncation_rate": spread([m["truncation_rate"] for m in per_seed.values()]),
                                  "length": first["length"] if len(seeds) == 1 else None}
-        common_ks = sorted(set.intersection(*(set(m["luffy"]["pass"]) for m in per_seed.values())))
-        for grader in GRADERS:
+        common_ks = sorted(set.intersection(*(set(m[graders[0]]["pass"]) for m in per_seed.values())))
+        for grader in graders:
             g = [m[grader] for m in per_seed.values()]
             entry[grader] = {
                 "avg": spread([x["avg"] for x in g]),
@@ -112,10 +124,11 @@ def compute(records: list[dict[str, Any]]) -> dict[str, Any]:
             entry["length"] = ({"mean": statistics.fmean(lengths), "median": statistics.median(lengths),
                                 "max": max(lengths)} if lengths else None)
         benchmarks[name] = entry
-    return {"benchmarks": benchmarks, "avg": average(benchmarks, grouped)}
+    return {"graders": graders, "benchmarks": benchmarks, "avg": average(benchmarks, grouped, graders)}
 
 
-def average(benchmarks: dict[str, Any], grouped: dict[str, dict[int, list[dict[str, Any]]]]) -> dict[str, Any] | None:
+def average(benchmarks: dict[str, Any], grouped: dict[str, dict[int, list[dict[str, Any]]]],
+            graders: Sequence[str]) -> dict[str, Any] | None:
     """"Avg.": the unweighted mean of the six math benchmarks' avg@k, per seed; None unless all six are here."""
     if not all(b in benchmarks for b in MATH_BENCHMARKS):
         return None
@@ -123,7 +136,7 @@ def average(benchmarks: dict[str, Any], grouped: dict[str, dict[int, list[dict[s
     if not seeds:
         return None
     out = {}
-    for grader in GRADERS:
+    for grader in graders:
         per_seed = []
         for seed in seeds:
             per_seed.append(statistics.fmean(

@@ -7,12 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import metrics
-from benchmarks.grading import GRADERS
+from benchmarks.grading import GRADER_NOTES, LIBRARIES, grader_versions
 from benchmarks.problems import HarnessError
 from benchmarks.store import read_records, replace_together, require_fields
 from benchmarks.tasks import BENCHMARKS, MATH_BENCHMARKS
-
-GRADER_NOTES = {"luffy": "LUFFY's reported grader (OAT boxed grader)", "math_verify": "Math-Verify"}
 
 
 def pct(value: dict[str, Any] | None) -> str:
@@ -30,7 +28,7 @@ def accuracy_table(result: dict[str, Any], columns: list[str], with_avg: bool) -
     benchmarks = result["benchmarks"]
     head = ["Grader", *(title(c) for c in columns)] + (["Avg."] if with_avg else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for grader in GRADERS:
+    for grader in result["graders"]:
         cells = [pct(benchmarks[c][grader]["avg"]) if c in benchmarks else "–" for c in columns]
         if with_avg:
             cells.append(pct(result["avg"][grader]) if result["avg"] else "–")
@@ -61,6 +59,59 @@ def run_metadata(run_dir: Path) -> dict[str, Any]:
     return meta
 
 
+def libraries_of(versions: dict[str, Any], grader: str) -> dict[str, str] | None:
+    """The library versions behind ``grader``'s labels in one invocation's recorded versions, if it has them:
+    "luffy_exact" ran on the environment with LUFFY's pins, the others on the harness's own."""
+    if grader == "luffy_exact":
+        found = versions.get("luffy_exact")
+        return found if isinstance(found, dict) else None
+    found = {package: versions[package] for package in LIBRARIES if isinstance(versions.get(package), str)}
+    return found or None
+
+
+def recorded_libraries(meta: dict[str, Any], grader: str) -> dict[str, str] | None:
+    """``grader``'s library versions as the latest invocation that graded with it recorded them (runs.jsonl:
+    `run` and `score` log theirs; one that graded nothing, or not with this grader, is passed over)."""
+    for entry in reversed(meta["runs"]):
+        if entry.get("generated") == 0 and "scored" not in entry:
+            continue
+        if "graders" in entry and grader not in entry["graders"]:
+            continue
+        found = libraries_of(entry.get("versions") or {}, grader)
+        if found:
+            return found
+    return None
+
+
+def grader_libraries(meta: dict[str, Any], graders: list[str]) -> dict[str, tuple[dict[str, str] | None, bool]]:
+    """Per grader: its library versions and whether the run recorded them (else: what is installed here now)."""
+    out: dict[str, tuple[dict[str, str] | None, bool]] = {}
+    for grader in graders:
+        found = recorded_libraries(meta, grader)
+        out[grader] = (found, True) if found else (libraries_of(grader_versions(), grader), False)
+    return out
+
+
+def versions_text(versions: dict[str, str]) -> str:
+    return ", ".join(f"{package} {v}" for package, v in versions.items())
+
+
+def grader_lines(result: dict[str, Any], meta: dict[str, Any]) -> list[str]:
+    """One line per grader of the tables: what it is and the library versions its labels were made with."""
+    lines = []
+    for grader, (versions, recorded) in grader_libraries(meta, result["graders"]).items():
+        if versions is None:
+            here = grader_versions().get(grader)
+            where = f"versions not recorded by the run (its environment here: {here if isinstance(here, str) else '?'})"
+        else:
+            where = versions_text(versions) + ("" if recorded else " (installed now; the run did not record them)")
+        ungraded = sum(b[grader]["ungraded"] for b in result["benchmarks"].values())
+        missing = (f"; {ungraded} samples lack its label and count as wrong (`python -m benchmarks score` "
+                   "grades them)") if ungraded else ""
+        lines.append(f"- `{grader}`: {GRADER_NOTES.get(grader, grader)}; {where}{missing}")
+    return lines
+
+
 CONFIG_KEYS = ("benchmark", "variant", "model", "backend", "template", "temperature", "top_p", "max_tokens", "seed")
 
 
@@ -79,16 +130,17 @@ def setup_lines(result: dict[str, Any], meta: dict[str, Any], records: list[dict
             sampling = ", ".join(f"{k} {config[k]}" for k in ("template", "temperature", "top_p", "max_tokens", "seed"))
             lines.append(f"- {title(config['benchmark'])}: {config['variant']}; model {config['model']} "
                          f"({config['backend']}); {sampling}")
-    lines.append("- Graders (both from luffy_math): " + "; ".join(f"{g} = {n}" for g, n in GRADER_NOTES.items()))
+    lines.append("- Graders (all from luffy_math; versions under the accuracy table): " + ", ".join(result["graders"]))
     lines.append("- Avg. = unweighted mean of the six math benchmarks' avg@k (only shown when all six exist); "
                  "± = sample std over seeds")
     if meta["runs"]:
         versions = meta["runs"][-1]["versions"]
-        lines.append("- Versions (last run): " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+        lines.append("- Versions (last run): " + ", ".join(f"{k} {v}" for k, v in versions.items()
+                                                          if isinstance(v, str)))
     return lines
 
 
-def chart_caption(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
+def chart_caption(meta: dict[str, Any], records: list[dict[str, Any]], graders: list[str] | None = None) -> str:
     """Model, sampling and grader versions in two lines, so a chart shown alone still says what it measured."""
     configs = [described(meta["configs"][h]) for h in sorted({r.get("config_hash") for r in records})
                if h in meta["configs"]]
@@ -99,10 +151,14 @@ def chart_caption(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
                  f"T {c['temperature']}, top_p {c['top_p']}, max_tokens {c['max_tokens']}")
     else:
         first = "generations scored from a file"
-    from benchmarks.grading import grader_versions
-
-    versions = grader_versions()
-    return (f"{first}\ngraders from luffy_math {versions['luffy']} (math-verify {versions['math-verify']}); "
+    graders = graders or ["luffy"]
+    libraries = grader_libraries(meta, graders)
+    by_version: dict[str, list[str]] = {}
+    for grader in graders:
+        by_version.setdefault((libraries[grader][0] or {}).get("math-verify", "?"), []).append(grader)
+    luffy = (libraries.get("luffy", (None,))[0] or {}).get("luffy", "?")
+    math_verify = ", ".join(f"{v} ({', '.join(gs)})" if len(by_version) > 1 else v for v, gs in by_version.items())
+    return (f"{first}\ngraders from luffy_math {luffy} (math-verify {math_verify}); "
             "bars: avg@k, error bars: std over seeds")
 
 
@@ -115,12 +171,13 @@ def chart(result: dict[str, Any], path: Path, caption: str) -> None:
     names = list(result["benchmarks"])
     labels = [title(n) for n in names] + (["Avg."] if result["avg"] else [])
     fig, ax = plt.subplots(figsize=(max(8.0, 1.1 * len(labels) + 3), 4.5))
-    width = 0.8 / len(GRADERS)
-    for i, grader in enumerate(GRADERS):
+    graders = result["graders"]
+    width = 0.8 / len(graders)
+    for i, grader in enumerate(graders):
         values = [result["benchmarks"][n][grader]["avg"] for n in names]
         if result["avg"]:
             values.append(result["avg"][grader])
-        xs = [j + (i - (len(GRADERS) - 1) / 2) * width for j in range(len(labels))]
+        xs = [j + (i - (len(graders) - 1) / 2) * width for j in range(len(labels))]
         ax.bar(xs, [100 * v["mean"] for v in values], width, label=grader,
                yerr=[100 * (v["std"] or 0) for v in values], capsize=3)
     ax.set_xticks(range(len(labels)), labels, rotation=20)
@@ -149,16 +206,16 @@ def build(path: Path, out_dir: Path | None = None) -> str:
     meta = run_metadata(run_dir)
     ood = [n for n in result["benchmarks"] if n not in MATH_BENCHMARKS]
     lines = ["# LUFFY evaluation", "", "Accuracy (avg@k, %), paper column order:", "",
-             *accuracy_table(result, MATH_BENCHMARKS, with_avg=True), ""]
+             *accuracy_table(result, MATH_BENCHMARKS, with_avg=True), "", *grader_lines(result, meta), ""]
     if ood:
         lines += ["Out of distribution and other sets:", "", *accuracy_table(result, ood, with_avg=False), ""]
-    lines += ["## Details (grader: luffy)", "", *details_table(result, "luffy"), "",
-              "## Details (grader: math_verify)", "", *details_table(result, "math_verify"), "",
-              *setup_lines(result, meta, records), ""]
+    for grader in result["graders"]:
+        lines += [f"## Details (grader: {grader})", "", *details_table(result, grader), ""]
+    lines += [*setup_lines(result, meta, records), ""]
     markdown = "\n".join(lines)
     replace_together({
         out_dir / "report.md": lambda path: path.write_text(markdown),
         out_dir / "report.json": lambda path: path.write_text(json.dumps({**result, "meta": meta}, indent=1)),
-        out_dir / "report.png": lambda path: chart(result, path, chart_caption(meta, records)),
+        out_dir / "report.png": lambda path: chart(result, path, chart_caption(meta, records, result["graders"])),
     })
     return markdown

@@ -14,7 +14,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmarks.grading import collect, grader_versions, submit_all
+from benchmarks.grading import collect, grader_versions, graders_here, submit_all
 from benchmarks.problems import Problem
 from benchmarks.samplers.base import Completion, Sampler, SampleRequest, Sampling
 from benchmarks.sources import load_problems
@@ -94,9 +94,10 @@ class Collector:
     """Turns finished completions into graded, stored records, overlapping grading with generation."""
 
     def __init__(self, store: SampleStore, pool: Any, problems: dict[tuple[str, str], Problem],
-                 hashes: dict[str, str], seed: int, progress: tqdm):
+                 hashes: dict[str, str], seed: int, progress: tqdm, graders: tuple[str, ...] | None = None):
         self.store, self.pool, self.problems, self.hashes = store, pool, problems, hashes
         self.seed, self.progress = seed, progress
+        self.graders = graders or graders_here()
         self.lock = threading.Condition()
         self.received = 0
         self.written = 0
@@ -105,7 +106,7 @@ class Collector:
 
     def on_done(self, completion: Completion) -> None:
         problem = self.problems[completion.key[:2]]
-        futures = submit_all(self.pool, completion.response, problem.gold)
+        futures = submit_all(self.pool, completion.response, problem.gold, self.graders)
         remaining = [len(futures)]
         with self.lock:
             self.received += 1
@@ -177,6 +178,7 @@ def run(options: RunOptions, make_sampler: Callable[[], Sampler]) -> str:
                    if (p.benchmark, p.problem_id, i) not in store.records]
         total = sum(samples_for(p, options) for p in by_key.values())
         started = time.time()
+        graders = graders_here()
         if pending:
             print(f"{len(pending)} of {total} samples to generate ({total - len(pending)} already in {store.path})",
                   file=sys.stderr)
@@ -184,10 +186,12 @@ def run(options: RunOptions, make_sampler: Callable[[], Sampler]) -> str:
             workers = options.grading_workers or default_grading_workers()
             with GradingPool(workers=workers, nice=GRADING_NICE) as pool:
                 pool.submit_vote([])  # starts the workers now
+                if "luffy_exact" in graders:  # and the host of the workers on .venv-exact
+                    pool.submit_grade("", "0", "luffy_exact")
                 sampler = make_sampler()
                 bar = tqdm(total=len(pending), desc="samples", unit="sample", disable=not options.progress,
                            dynamic_ncols=True)
-                collector = Collector(store, pool, by_key, hashes, options.seed, bar)
+                collector = Collector(store, pool, by_key, hashes, options.seed, bar, graders)
                 try:
                     sampler.generate(pending, options.sampling, collector.on_done)
                 finally:  # also on failure: what was generated gets graded and stored
@@ -197,7 +201,8 @@ def run(options: RunOptions, make_sampler: Callable[[], Sampler]) -> str:
             print(f"all {total} samples already in {store.path}", file=sys.stderr)
         with (options.out / "runs.jsonl").open("a") as f:
             f.write(json.dumps({"time": started, "argv": sys.argv[1:], "generated": len(pending),
-                                "seconds": round(time.time() - started, 2), "versions": package_versions()}) + "\n")
+                                "graders": list(graders), "seconds": round(time.time() - started, 2),
+                                "versions": package_versions()}) + "\n")
     except BaseException:
         if len(store.records) == stored_before:  # refused or failed before storing anything: leave no trace
             store.close()

@@ -7,7 +7,7 @@ trainer's reward. It must not import vLLM: the trainer's environment imports it 
 from __future__ import annotations
 
 from luffy_math.extraction import extract_answer, split_reasoning
-from luffy_math.grader import MODES, Grade, GradeMode, grade
+from luffy_math.grader import MODES, Grade, GradeMode, available_modes, grade
 from luffy_math.pool import GradingPool, grade_many
 from luffy_math.vote import majority_vote
 
@@ -16,6 +16,7 @@ __all__ = [
     "Grade",
     "GradeMode",
     "GradingPool",
+    "available_modes",
     "extract_answer",
     "grade",
     "grade_many",

@@ -1,4 +1,5 @@
-"""One response against one gold: LUFFY's grader ("luffy") or plain Math-Verify ("math_verify").
+"""One response against one gold: LUFFY's grader ("luffy"), the same under LUFFY's library pins
+("luffy_exact") or plain Math-Verify ("math_verify").
 
 "luffy" reproduces the labels of the grader behind LUFFY's reported numbers (OAT's ``boxed_reward_fn``
 with ``fast=False``): the last ``\\boxed{}`` only; then Hendrycks-normalised string equality, then
@@ -8,6 +9,11 @@ sees it, so Math-Verify's own multi-box handling (0.7.0 joined two ``\\boxed{840
 ``\\boxed{41} … \\boxed{42}`` into a set) cannot change a label.
 
 "math_verify" is ``verify(parse("$" + gold + "$"), parse(response))`` with Math-Verify's defaults.
+
+"luffy_exact" is the "luffy" pipeline run under math-verify 0.6.0 / latex2sympy2_extended 1.0.9 / sympy 1.13.3
+(LUFFY's pins), which label some answers otherwise than this package's versions: in an environment with
+those pins it is "luffy"; elsewhere it is graded in workers on that environment's interpreter
+(:mod:`luffy_math.pins`, :mod:`luffy_math.host`).
 
 Math-Verify's SIGALRM timeouts are switched off (each ends with ``alarm(0)``, which would cancel an outer
 bound); bounds come from :mod:`luffy_math.deadline` and, in worker processes, from the kill in
@@ -31,10 +37,11 @@ from luffy_math.normalize import (
     split_tuple,
     str_is_int,
 )
+from luffy_math.pins import exact_available, no_math_verify_alarms, under_luffy_pins
 from luffy_math.repeats import is_repetitive
 from luffy_math.safe_sympy import equal_under_sympy
 
-GradeMode = Literal["luffy", "math_verify"]
+GradeMode = Literal["luffy", "math_verify", "luffy_exact"]
 
 
 class _OwnTimeoutsNotice(logging.Filter):
@@ -47,7 +54,9 @@ class _OwnTimeoutsNotice(logging.Filter):
 for _name in ("math_verify.parser", "math_verify.grader"):
     logging.getLogger(_name).addFilter(_OwnTimeoutsNotice())
 
-MODES: tuple[str, ...] = ("luffy", "math_verify")
+MODES: tuple[str, ...] = ("luffy", "math_verify", "luffy_exact")
+# The modes that read only the last \boxed{} of a response.
+BOXED_MODES = ("luffy", "luffy_exact")
 # LUFFY gives each Math-Verify call of its last step one second (wall clock there; CPU time here, so that
 # a busy machine does not turn right answers wrong).
 LUFFY_MATH_VERIFY_SECONDS = 1.0
@@ -77,9 +86,24 @@ def _golds(gold: str | Sequence[str]) -> list[str]:
     return [str(item) for item in gold]
 
 
+def available_modes() -> tuple[str, ...]:
+    """The modes that can be graded here: "luffy_exact" needs the environment with LUFFY's pins."""
+    return tuple(mode for mode in MODES if mode != "luffy_exact" or exact_available())
+
+
 def check_mode(mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"unknown grading mode {mode!r}; use one of {', '.join(MODES)}")
+
+
+@functools.cache
+def _prepare_math_verify() -> None:
+    """Once per process before Math-Verify's first use: under LUFFY's pins switch its alarms off (0.6.0 cannot
+    be told to), elsewhere check that the LaTeX parser fits the ANTLR runtime."""
+    if under_luffy_pins():
+        no_math_verify_alarms()
+    else:
+        latex_parser_complete()
 
 
 @functools.cache
@@ -139,7 +163,7 @@ def _math_verify_step(given: str, gold: str) -> bool:
     "any_match" extraction (LUFFY passes ``["first_match"]``, a list, which Math-Verify treats as any_match)."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-    latex_parser_complete()
+    _prepare_math_verify()
 
     def too_repetitive() -> bool:
         return (len(given) > 128 and is_repetitive(given)) or (len(gold) > 128 and is_repetitive(gold))
@@ -163,6 +187,8 @@ def _math_verify_step(given: str, gold: str) -> bool:
         return False
 
 
+# grade(timeout=None) where the grading runs in other processes, which need some bound.
+UNBOUNDED_SECONDS = 3600.0
 # Answers up to this length are remembered with their verdicts: the samples of one problem mostly box the same
 # few answers, and the sympy and Math-Verify steps cost milliseconds each.
 MEMO_MAX_CHARS = 512
@@ -215,7 +241,7 @@ def _grade_luffy(response: str, golds: list[str]) -> Grade:
 def _grade_math_verify(response: str, golds: list[str]) -> Grade:
     from math_verify import parse, verify
 
-    latex_parser_complete()
+    _prepare_math_verify()
     predicted = parse(response, parsing_timeout=None)
     extracted = None
     if predicted:
@@ -243,9 +269,9 @@ def crashed_grade(response: str, mode: str) -> Grade:
 
 def grading_key(response: str, gold: str | list[str], mode: str) -> tuple[str | None, tuple[str, ...]]:
     """Everything a label depends on: items with equal keys get equal Grades, so bulk grading grades each
-    key once. In "luffy" mode that is the last boxed answer (the rest of the response is never read); in
+    key once. In the "luffy" modes that is the last boxed answer (the rest of the response is never read); in
     "math_verify" mode, the whole response."""
-    answer = last_boxed(response, allow_fbox=False) if mode == "luffy" else response
+    answer = last_boxed(response, allow_fbox=False) if mode in BOXED_MODES else response
     return answer, tuple(_golds(gold))
 
 
@@ -254,10 +280,15 @@ def grade(response: str, gold: str | list[str], mode: GradeMode = "luffy", timeo
 
     The timeout (seconds; None for none) is a signal-based bound that works on the main thread only; for a
     hard bound (and for threads) use :func:`luffy_math.grade_many` or :class:`luffy_math.GradingPool`.
+    Outside LUFFY's pinned environment "luffy_exact" is graded there, through grade_many's workers.
     """
     check_mode(mode)
+    if mode == "luffy_exact" and not under_luffy_pins():
+        from luffy_math.pool import grade_many
+
+        return grade_many([(response, gold)], mode=mode, timeout=timeout or UNBOUNDED_SECONDS, progress=False)[0]
     golds = _golds(gold)
-    impl = _grade_luffy if mode == "luffy" else _grade_math_verify
+    impl = _grade_math_verify if mode == "math_verify" else _grade_luffy
     try:
         return call_with_deadline(timeout, impl, response, golds)
     except DeadlineExceeded:

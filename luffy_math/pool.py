@@ -26,6 +26,7 @@ from typing import Any
 from pebble import ProcessExpired, ProcessPool
 
 from luffy_math.grader import (
+    BOXED_MODES,
     MEMO_MAX_CHARS,
     MODES,
     Grade,
@@ -35,6 +36,8 @@ from luffy_math.grader import (
     grading_key,
     timed_out_grade,
 )
+from luffy_math.host import GradingHost
+from luffy_math.pins import require_exact_python, same_interpreter, under_luffy_pins
 from luffy_math.vote import majority_vote
 
 # Extra seconds after an item's own (signal) timeout before its worker is killed.
@@ -185,9 +188,16 @@ def exact_majority(answers: list[str | None]) -> str | None:
 
 
 class GradingPool:
-    """Long-lived grading workers for servers and the harness; use as a context manager or call close()."""
+    """Long-lived grading workers for servers and the harness; use as a context manager or call close().
 
-    def __init__(self, workers: int | None = None, timeout: float = 10.0, nice: int = 0) -> None:
+    The workers run this interpreter, except where another is needed: with ``python`` (the interpreter of
+    another environment, e.g. one whose LaTeX parser is complete) all grading goes to workers on that one,
+    and "luffy_exact" items always go to the environment with LUFFY's pins (:mod:`luffy_math.pins`). Such
+    workers live in a host process on that interpreter (:mod:`luffy_math.host`), started on first use.
+    """
+
+    def __init__(self, workers: int | None = None, timeout: float = 10.0, nice: int = 0,
+                 python: str | None = None) -> None:
         """``nice`` > 0 runs the workers at a lower CPU priority: grading beside an engine on the same cores
         (the harness, the server) then takes only the time the engine leaves, instead of slowing it."""
         if timeout <= 0:
@@ -196,11 +206,29 @@ class GradingPool:
             raise ValueError(f"nice must be between 0 and 19, got {nice}")
         self.workers = workers or default_workers()
         self.timeout = timeout
-        self._pool = ProcessPool(max_workers=self.workers, initializer=_start_worker, initargs=(nice,),
-                                 context=_worker_context())
+        self.nice = nice
+        self.python = None if python is None or same_interpreter(python) else python
+        self._pool = None if self.python else ProcessPool(
+            max_workers=self.workers, initializer=_start_worker, initargs=(nice,), context=_worker_context())
         self._lock = threading.Lock()
         self._closed = False
         self._unfinished: set[concurrent.futures.Future] = set()
+        self._hosts: dict[str, GradingHost] = {}
+
+    def _host_for(self, mode: str | None) -> GradingHost | None:
+        """The host that grades ``mode`` (None for votes), or None when this process's workers do."""
+        if self.python:
+            python = self.python
+        elif mode == "luffy_exact" and not under_luffy_pins():
+            python = require_exact_python()
+        else:
+            return None
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("GradingPool is closed")
+            if python not in self._hosts:
+                self._hosts[python] = GradingHost(python, self.workers, self.timeout, self.nice)
+            return self._hosts[python]
 
     def _schedule(self, func: Any, args: tuple[Any, ...], on_timeout: Any, on_crash: Any,
                   items: int = 1, deadline: float | None = None) -> concurrent.futures.Future:
@@ -215,6 +243,7 @@ class GradingPool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("GradingPool is closed")
+            assert self._pool is not None
             inner = self._pool.schedule(func, args=args, timeout=bound + KILL_GRACE_SECONDS)
             self._unfinished.add(outer)
 
@@ -251,6 +280,9 @@ class GradingPool:
         """Future of the Grade of one response; past the timeout (or the ``deadline``, a ``time.monotonic()``
         value) it resolves to a timed-out Grade."""
         check_mode(mode)
+        host = self._host_for(mode)
+        if host is not None:
+            return _mapped(host.submit_batch([(response, gold)], mode, deadline), operator.itemgetter(0))
         return self._schedule(_grade_in_worker, (response, gold, mode, self.timeout, deadline),
                               lambda: timed_out_grade(response, mode), lambda: crashed_grade(response, mode),
                               deadline=deadline)
@@ -269,8 +301,12 @@ class GradingPool:
         """
         check_mode(mode)
         unique, where = distinct_items(items, mode)
-        jobs = [(response, gold, mode) for response, gold in unique]
-        graded = self._jobs(_grade_jobs_in_worker, jobs) if deadline is None else self._jobs_until(jobs, deadline)
+        host = self._host_for(mode)
+        if host is not None:
+            graded = host.submit_batch(unique, mode, deadline)
+        else:
+            jobs = [(response, gold, mode) for response, gold in unique]
+            graded = self._jobs(_grade_jobs_in_worker, jobs) if deadline is None else self._jobs_until(jobs, deadline)
         return _mapped(graded, lambda grades: [grades[position] for position in where])
 
     def _jobs_until(self, jobs: list[Job], deadline: float) -> concurrent.futures.Future:
@@ -329,8 +365,17 @@ class GradingPool:
         one of the futures cancels the task."""
         for mode in modes:
             check_mode(mode)
-        task = self._jobs(_grade_jobs_in_worker, [(response, gold, mode) for mode in modes])
-        return {mode: _mapped(task, operator.itemgetter(index)) for index, mode in enumerate(modes)}
+        by_host: dict[GradingHost | None, list[str]] = {}
+        for mode in modes:
+            by_host.setdefault(self._host_for(mode), []).append(mode)
+        futures: dict[str, concurrent.futures.Future] = {}
+        for host, own in by_host.items():
+            if host is None:
+                task = self._jobs(_grade_jobs_in_worker, [(response, gold, mode) for mode in own])
+            else:
+                task = host.submit_modes(response, gold, own)
+            futures.update({mode: _mapped(task, operator.itemgetter(index)) for index, mode in enumerate(own)})
+        return {mode: futures[mode] for mode in modes}
 
     def _jobs(self, func: Any, jobs: list[Job], deadline: float | None = None) -> concurrent.futures.Future:
         """``func(jobs, timeout[, deadline])`` in one worker task, falling back to one task per job on a kill;
@@ -357,6 +402,9 @@ class GradingPool:
         """Future of :func:`majority_vote`; past the timeout or the ``deadline`` (or if its worker dies) it
         falls back to exact-string majority."""
         answers = list(answers)
+        host = self._host_for(None)
+        if host is not None:
+            return host.submit_vote(answers, deadline)
         return self._schedule(majority_vote, (answers,), lambda: exact_majority(answers),
                               lambda: exact_majority(answers), deadline=deadline)
 
@@ -367,8 +415,12 @@ class GradingPool:
             if self._closed:
                 return
             self._closed = True
-        self._pool.stop()
-        self._pool.join()
+            hosts = list(self._hosts.values())
+        for host in hosts:
+            host.close()
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool.join()
         with self._lock:
             left = list(self._unfinished)
         for future in left:  # whatever the workers did not finish will never finish now
@@ -388,8 +440,8 @@ def batch_size(items: int, workers: int) -> int:
 
 class _SharedPool:
     """The GradingPool that grade_many calls share: started on first use, kept while calls keep coming, closed
-    after ``SHARED_POOL_IDLE_SECONDS`` idle and at exit. A call asking for other workers or another timeout
-    gets a new pool."""
+    after ``SHARED_POOL_IDLE_SECONDS`` idle and at exit. A call asking for other workers, another timeout or
+    another interpreter gets a new pool."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -398,18 +450,20 @@ class _SharedPool:
         self._idle_timer: threading.Timer | None = None
         atexit.register(self.close)
 
-    def acquire(self, workers: int, timeout: float) -> GradingPool:
+    def acquire(self, workers: int, timeout: float, python: str | None = None) -> GradingPool:
         with self._lock:
             if self._idle_timer is not None:
                 self._idle_timer.cancel()
                 self._idle_timer = None
             pool = self._pool
-            if pool is None or (self._users == 0 and (pool.workers, pool.timeout) != (workers, timeout)):
+            python = None if python is None or same_interpreter(python) else python
+            wanted = (workers, timeout, python)
+            if pool is None or (self._users == 0 and (pool.workers, pool.timeout, pool.python) != wanted):
                 if pool is not None:
                     pool.close()
-                pool = self._pool = GradingPool(workers=workers, timeout=timeout)
-            elif (pool.workers, pool.timeout) != (workers, timeout):  # in use by another thread: a pool of its own
-                return GradingPool(workers=workers, timeout=timeout)
+                pool = self._pool = GradingPool(workers=workers, timeout=timeout, python=python)
+            elif (pool.workers, pool.timeout, pool.python) != wanted:  # in use by another thread: one of its own
+                return GradingPool(workers=workers, timeout=timeout, python=python)
             self._users += 1
             return pool
 
@@ -447,9 +501,10 @@ os.register_at_fork(after_in_child=_forget_shared_pool_in_child)
 
 
 class _RememberedVerdicts:
-    """The "luffy" Grades grade_many's workers sent back, by grading key (short answers only, as grade()'s
-    own memo): a later call answers a known (boxed answer, gold) here instead of sending it to a worker,
-    as a loop over grade() in one process would find it in that memo."""
+    """The Grades of the boxed-answer modes ("luffy", "luffy_exact") grade_many's workers sent back, by mode,
+    interpreter and grading key (short answers only, as grade()'s own memo): a later call answers a known
+    (boxed answer, gold) here instead of sending it to a worker, as a loop over grade() in one process would
+    find it in that memo."""
 
     def __init__(self, size: int = 8192) -> None:
         self._lock = threading.Lock()
@@ -457,11 +512,13 @@ class _RememberedVerdicts:
         self._size = size
 
     @staticmethod
-    def key(response: str, gold: str | list[str], mode: str) -> tuple | None:
-        if mode != "luffy":
+    def key(response: str, gold: str | list[str], mode: str, python: str | None) -> tuple | None:
+        if mode not in BOXED_MODES:
             return None
         answer, golds = grading_key(response, gold, mode)
-        return (answer, golds) if len(answer or "") + sum(map(len, golds)) <= MEMO_MAX_CHARS else None
+        if len(answer or "") + sum(map(len, golds)) > MEMO_MAX_CHARS:
+            return None
+        return mode, python, answer, golds
 
     def get(self, key: tuple | None) -> Grade | None:
         if key is None:
@@ -492,8 +549,10 @@ def close_shared_pool() -> None:
 
 
 def grade_many(items: Iterable[tuple[str, str | list[str]]], mode: str = "luffy", workers: int | None = None,
-               timeout: float = 10.0, progress: bool = True) -> list[Grade]:
+               timeout: float = 10.0, progress: bool = True, python: str | None = None) -> list[Grade]:
     """Grade (response, gold) pairs in parallel worker processes, in input order, with a progress bar.
+
+    ``python``: grade in workers on that interpreter (see :class:`GradingPool`).
 
     Each distinct grading key is graded once (see :func:`distinct_items`), and "luffy" verdicts from earlier
     calls are reused; batches go out grouped by gold, so that a worker's caches serve the answers to one
@@ -512,13 +571,14 @@ def grade_many(items: Iterable[tuple[str, str | list[str]]], mode: str = "luffy"
     shares = [0] * len(unique)
     for position in where:
         shares[position] += 1
-    keys = [_verdicts.key(response, gold, mode) for response, gold in unique]
+    python = None if python is None or same_interpreter(python) else python
+    keys = [_verdicts.key(response, gold, mode, python) for response, gold in unique]
     graded: list[Grade | None] = [_verdicts.get(key) for key in keys]
     order = sorted((p for p in range(len(unique)) if graded[p] is None), key=lambda p: str(unique[p][1]))
-    pool = _shared.acquire(workers or default_workers(), timeout)
+    pool = _shared.acquire(workers or default_workers(), timeout, python)
     try:
         size = batch_size(len(order), pool.workers)
-        batches = {pool._jobs(_grade_jobs_in_worker, [(*unique[p], mode) for p in order[start : start + size]]):
+        batches = {pool.submit_batch([unique[p] for p in order[start : start + size]], mode):
                    order[start : start + size] for start in range(0, len(order), size)}
         try:
             with tqdm(total=len(items), desc=f"grading ({mode})", unit="item", disable=not progress) as bar:

@@ -28,10 +28,11 @@ from pydantic import BaseModel, Field, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from luffy_math import GradingPool
+from luffy_math.host import GradingHostError
 from luffy_math.pool import exact_majority
 
 from .errors import error_response, openai_error_body
-from .math_extras import GRADE_MODES, MathExtras
+from .math_extras import MathExtras, mode_problem
 
 logger = logging.getLogger("luffy_serve")
 
@@ -73,8 +74,9 @@ class GradeRequest(BaseModel):
     def _one_input(self) -> GradeRequest:
         if (self.responses is None) == (self.answers is None):
             raise ValueError("give exactly one of 'responses' or 'answers'")
-        if self.mode not in GRADE_MODES:
-            raise ValueError(f"'mode' must be one of {', '.join(GRADE_MODES)}")
+        problem = mode_problem("mode", self.mode)
+        if problem is not None:
+            raise ValueError(problem)
         if any(len(t) > MAX_GRADE_CHARS for t in [*(self.responses or self.answers or []), *self.golds()]):
             raise ValueError(f"each response, answer and gold must be at most {MAX_GRADE_CHARS} characters")
         return self
@@ -254,6 +256,12 @@ class LuffyApp:
             first = exc.errors()[0] if exc.errors() else {}
             where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
             return error_response(400, f"{first.get('msg', 'invalid request')}", "BadRequestError", where)
+
+        @own.exception_handler(GradingHostError)
+        async def _no_host(_: Request, exc: GradingHostError):
+            logger.error("grading host: %s", exc)
+            return error_response(503, "This grading mode's workers could not be started; try another mode.",
+                                  "ServiceUnavailableError")
 
         @own.exception_handler(GradeQueueFull)
         async def _full(_: Request, exc: GradeQueueFull):

@@ -11,8 +11,8 @@ this layer only adds fields that the official ``openai`` client tolerates:
 - with ``n > 1``, top-level ``majority_answer`` (equivalence-aware vote) and ``majority_reason`` (null, or
   why the majority is null: ``no_answer``, ``timed_out``);
 - when the request carries ``gold`` (str or list), per choice ``grade`` (luffy_math's Grade as a dict),
-  graded with ``grade_mode`` ("luffy" by default, or "math_verify"); a grade that could not finish in time
-  says ``timed_out: true``.
+  graded with ``grade_mode`` ("luffy" by default, "math_verify", or "luffy_exact" where the environment with
+  LUFFY's pins exists); a grade that could not finish in time says ``timed_out: true``.
 
 Streams get the per-choice fields on the chunk that carries that choice's ``finish_reason``, and
 ``majority_answer`` on one extra chunk (``choices: []``) just before ``data: [DONE]``.
@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from luffy_math import GradingPool, extract_answer, split_reasoning
+from luffy_math import MODES, GradingPool, available_modes, extract_answer, split_reasoning
 from luffy_math.grader import crashed_grade, timed_out_grade
 from luffy_math.thinking import StreamSplit, split_response
 
@@ -35,7 +35,6 @@ from .errors import error_response
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
-GRADE_MODES = ("luffy", "math_verify")
 # msgspec (a vLLM dependency) parses the per-token SSE chunks several times faster than json.
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -44,6 +43,16 @@ _encode = msgspec.json.Encoder().encode
 def graded_text(text: str) -> str:
     """What LUFFY grades: the text after the first ``</think>``, or all of it when the thought never closed."""
     return split_reasoning(text)[1]
+
+
+def mode_problem(field: str, mode: object) -> str | None:
+    """Why a request's grading mode cannot be served here, or None."""
+    if mode not in MODES:
+        return f"'{field}' must be one of {', '.join(MODES)}"
+    if mode not in available_modes():
+        return (f"'{field}' {mode} is not available on this server: it has no environment with LUFFY's pinned "
+                "grading libraries")
+    return None
 
 
 class MathRequest:
@@ -61,9 +70,7 @@ class MathRequest:
             isinstance(gold, str) or (isinstance(gold, list) and gold and all(isinstance(g, str) for g in gold))
         ):
             return "'gold' must be a string or a non-empty list of strings"
-        if self.mode not in GRADE_MODES:
-            return f"'grade_mode' must be one of {', '.join(GRADE_MODES)}"
-        return None
+        return mode_problem("grade_mode", self.mode)
 
     @property
     def wants_vote(self) -> bool:

@@ -107,6 +107,12 @@ def check(cfg: DictConfig) -> None:
         raise ConfigError("sft trains on demonstrations only: set luffy.n_off_policy equal to rollout.n")
     if cfg.actor_rollout_ref.rollout.calculate_log_probs and luffy.n_off_policy > 0:
         raise ConfigError("rollout.calculate_log_probs must be false: demonstrations have no rollout log-probs")
+    from luffy_train.reward import RewardGraderMissing, grader_python
+
+    try:
+        grader_python(str(luffy.reward_grader))  # its environment must exist before any step needs a reward
+    except (ValueError, RewardGraderMissing) as err:
+        raise ConfigError(str(err)) from None
 
 
 def to_yaml(cfg: DictConfig) -> str:

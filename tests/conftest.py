@@ -77,16 +77,16 @@ class Server:
 
 
 def start_server(model_dir: Path, log_path: Path, extra_args: list[str] | None = None, api_key: str = API_KEY,
-                 timeout: float = 600, python: str = sys.executable) -> Server:
+                 timeout: float = 600, python: str = sys.executable, env: dict[str, str] | None = None) -> Server:
     """Start ``luffy-serve`` on a free port and wait until /health answers 200 (``python``: the interpreter of
-    the serving environment, for tests that run in the trainer's)."""
+    the serving environment, for tests that run in the trainer's; ``env``: variables to add)."""
     port = free_port()
     cmd = [python, "-m", "luffy_serve", "--model", str(model_dir), "--host", "127.0.0.1",
            "--port", str(port), "--api-key", api_key, "--served-model-name", "tiny",
            "--max-model-len", "1024", *(extra_args or [])]
     base_url = f"http://127.0.0.1:{port}"
     seen: set[int] = set()
-    proc = launch(cmd, f"{base_url}/health", log_path, timeout, seen=seen)
+    proc = launch(cmd, f"{base_url}/health", log_path, timeout, seen=seen, env={**os.environ, **(env or {})})
     return Server(base_url, api_key, "tiny", proc, log_path, seen)
 
 
@@ -111,8 +111,10 @@ def luffy_server(qwen_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 @pytest.fixture(scope="session")
 def think_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """A second luffy-serve, started only by the tests that need it, on the think-token checkpoint
-    (DeepSeek-R1-distilled tokenizers' shape: vLLM's deepseek_r1 parser splits the reasoning)."""
-    server = start_server(tiny_model_dir, tmp_path_factory.mktemp("think-server") / "luffy-serve.log")
+    (DeepSeek-R1-distilled tokenizers' shape: vLLM's deepseek_r1 parser splits the reasoning). It is also
+    the server without LUFFY's pinned grading environment (LUFFY_EXACT_PYTHON names a missing one)."""
+    server = start_server(tiny_model_dir, tmp_path_factory.mktemp("think-server") / "luffy-serve.log",
+                          env={"LUFFY_EXACT_PYTHON": str(tmp_path_factory.mktemp("no-exact") / "python")})
     yield server
     stop_server(server)
 

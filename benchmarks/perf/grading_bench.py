@@ -5,6 +5,7 @@ prints items/s, the speed-up and how many items ran out of time. A speed figure,
 
     python benchmarks/perf/grading_bench.py                      # full run (slow: tens of minutes)
     python benchmarks/perf/grading_bench.py --rows 300 --modes luffy
+    python benchmarks/perf/grading_bench.py --modes luffy_exact --against luffy   # a mode's cost against another
 
 "speedup" is the median of the per-round ratios ("of totals": summed times). The rounds are random subsets
 (each kept in input order) so each has about the same mix; which side goes first alternates. grade_many's time
@@ -164,6 +165,52 @@ def run(mode: str, items: list[tuple[str, str]], workers: int, timeout: float, r
     )
 
 
+@dataclass
+class Against:
+    mode: str
+    base: str
+    items: int
+    workers: int
+    mode_items_per_s: float
+    base_items_per_s: float
+    ratio: float  # median of the per-round ratios of items/s, mode / base
+    round_ratios: list[float]
+    timeouts: int
+    base_timeouts: int
+    labels_differ: int
+    load_average: float
+
+
+def run_against(mode: str, base: str, items: list[tuple[str, str]], workers: int, timeout: float,
+                rounds: int) -> Against:
+    """grade_many in ``mode`` and in ``base`` over the same random subsets, alternating which goes first: what
+    one mode costs against the other (e.g. "luffy_exact", graded in another environment's workers, against
+    "luffy")."""
+    graded: dict[str, list] = {mode: [None] * len(items), base: [None] * len(items)}
+    seconds = {mode: 0.0, base: 0.0}
+    ratios = []
+    shuffled = random.Random(0).sample(range(len(items)), len(items))
+    for index in range(rounds):
+        positions = sorted(shuffled[index::rounds])
+        part = [items[p] for p in positions]
+        took = {}
+        for which in ((mode, base) if index % 2 == 0 else (base, mode)):
+            grades, took[which] = time_pool(part, which, workers, timeout)
+            for p, g in zip(positions, grades, strict=True):
+                graded[which][p] = g
+            seconds[which] += took[which]
+        ratios.append(round(took[base] / took[mode], 2))
+        print(f"round {index + 1}/{rounds}: {mode} {took[mode]:.1f} s, {base} {took[base]:.1f} s, "
+              f"items/s ratio {ratios[-1]}", flush=True)
+    return Against(
+        mode=mode, base=base, items=len(items), workers=workers,
+        mode_items_per_s=round(len(items) / seconds[mode], 1), base_items_per_s=round(len(items) / seconds[base], 1),
+        ratio=round(statistics.median(ratios), 2), round_ratios=ratios,
+        timeouts=sum(g.timed_out for g in graded[mode]), base_timeouts=sum(g.timed_out for g in graded[base]),
+        labels_differ=sum(a.correct != b.correct for a, b in zip(graded[mode], graded[base], strict=True)),
+        load_average=round(os.getloadavg()[0], 1))
+
+
 def plot(results: list[Result], path: Path) -> None:
     import matplotlib
 
@@ -197,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6,
                         help="alternate sequential and pooled runs over this many interleaved subsets")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--against", default=None,
+                        help="instead of sequential against pooled: grade_many in each of --modes against this mode")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--plot", type=Path, help="also draw items/s per mode into this PNG")
     args = parser.parse_args(argv)
@@ -212,6 +261,16 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.workers} workers, timeout {args.timeout:g} s", flush=True)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.against:
+        pairs = [run_against(mode, args.against, items, args.workers, args.timeout, args.rounds)
+                 for mode in args.modes.split(",") if mode]
+        for r in pairs:
+            print(f"{r.mode}: {r.mode_items_per_s} items/s, {r.base}: {r.base_items_per_s} items/s, ratio (median of "
+                  f"rounds) {r.ratio} {r.round_ratios}; timeouts {r.timeouts}/{r.base_timeouts}; labels differ on "
+                  f"{r.labels_differ}; load {r.load_average}")
+        if args.json:
+            args.json.write_text(json.dumps([asdict(r) for r in pairs], indent=1) + "\n")
+        return 0
     results = [run(mode, items, args.workers, args.timeout, args.rounds) for mode in args.modes.split(",") if mode]
     print(f"\n{'mode':<12}{'items':>7}{'seq s':>8}{'seq it/s':>10}{'pool s':>8}{'pool it/s':>11}{'speedup':>9}"
           f"{'of totals':>11}{'seq cpu ms/item':>17}{'timeouts seq/pool':>19}{'labels agree':>14}{'load':>6}"

@@ -67,3 +67,25 @@ def test_a_store_still_being_written_is_read_and_reloaded(tmp_path: Path) -> Non
     store.write_text("\n".join(lines) + "\n" + json.dumps({**json.loads(lines[0]), "problem": "9"}) + "\n")
     view.reload()
     assert list(view.problems["math500"]) == ["0", "1", "2", "9"]
+
+
+def test_a_run_with_luffy_exact_labels_shows_them(tmp_path: Path) -> None:
+    """A run graded where LUFFY's pinned environment exists: the third grader's column, facts and filter."""
+    from dataclasses import asdict
+
+    from luffy_math import grade
+
+    lines = []
+    for problem, (answer, gold) in enumerate([("0,006", "0.006"), ("7", "7")]):
+        response = f"Thinking.\n</think>\n\nSo $\\boxed{{{answer}}}$."
+        grades = {mode: asdict(grade(response, gold, mode)) for mode in ("luffy", "luffy_exact", "math_verify")}
+        lines.append(json.dumps({"benchmark": "math500", "problem": str(problem), "sample": 0, "seed": 0,
+                                 "config_hash": "x", "prompt": "p", "response": response, "gold": gold,
+                                 "extracted": answer, "grades": grades}))
+    (tmp_path / "generations.seed0.jsonl").write_text("\n".join(lines) + "\n")
+    run = RunView.open(tmp_path)
+    assert run.graders == ["luffy", "luffy_exact", "math_verify"]
+    assert run.table_headers()[-3:] == ["luffy avg@k %", "luffy_exact avg@k %", "math_verify avg@k %"]
+    # math-verify 0.6.0 (LUFFY's pin) refuses 0,006 for 0.006, 0.9.0 accepts it
+    assert run.problem_rows("math500", "luffy and luffy_exact disagree") == [["0", "0.006", "1/1", 100.0, 0.0, 100.0]]
+    assert "| luffy_exact | `0,006` | wrong | no_match |" in sample_markdown(run.samples("math500", "0")[0])

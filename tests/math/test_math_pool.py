@@ -119,15 +119,16 @@ def test_grade_many_reuses_finished_luffy_verdicts_only() -> None:
     verdicts = pool_module._verdicts
     fresh = (r"So \boxed{6\sqrt{7}}", r"\sqrt{252}")
     first = grade_many([fresh], progress=False)[0]
-    assert first.correct and verdicts.get(verdicts.key(*fresh, "luffy")) == first
+    assert first.correct and verdicts.get(verdicts.key(*fresh, "luffy", None)) == first
     # a remembered verdict is answered in this process: plant one and see it come back for the same key
     planted = Grade(correct=False, extracted=r"6\sqrt{7}", decided_by="planted", formatted=True)
-    verdicts.put(verdicts.key(*fresh, "luffy"), planted)
+    verdicts.put(verdicts.key(*fresh, "luffy", None), planted)
     assert grade_many([("other words, " + fresh[0], fresh[1])], progress=False) == [planted]
     assert grade_many([fresh], mode="math_verify", progress=False)[0].correct  # only "luffy" is remembered
+    assert grade_many([fresh], mode="luffy_exact", progress=False)[0].correct  # remembered apart, per mode
     slow = (r"\boxed{\frac{1}{\sqrt{2}} + \frac{1}{\sqrt{3}}}", r"\frac{\sqrt{2}}{2} + \frac{\sqrt{3}}{3}")
     timed_out = grade_many([slow], timeout=1e-3, progress=False)[0]
-    assert timed_out.timed_out and verdicts.get(verdicts.key(*slow, "luffy")) is None
+    assert timed_out.timed_out and verdicts.get(verdicts.key(*slow, "luffy", None)) is None
 
 
 def test_nice_workers_run_at_lower_priority() -> None:

@@ -162,6 +162,37 @@ def test_grade_route(luffy_server):
     assert out["grades"][0]["correct"] is True
 
 
+def test_luffy_exact_grades_under_luffys_pins(luffy_server):
+    """math-verify 0.6.0 (LUFFY's pin) refuses ``0,006`` for 0.006; this environment's 0.9.0 accepts it."""
+    headers = {"Authorization": f"Bearer {luffy_server.api_key}"}
+    labels = {}
+    for mode in ("luffy", "luffy_exact"):
+        out = httpx.post(f"{luffy_server.base_url}/v1/grade", json={"answers": ["0,006", "3"], "gold": "0.006",
+                         "mode": mode}, headers=headers, timeout=120).json()
+        assert out["mode"] == mode
+        labels[mode] = [g["correct"] for g in out["grades"]]
+    assert labels == {"luffy": [True, False], "luffy_exact": [False, False]}
+    response = client_of(luffy_server).chat.completions.create(
+        model="tiny", messages=QUESTION, temperature=0, max_tokens=40,
+        extra_body={"gold": "42", "grade_mode": "luffy_exact"})
+    grade = response.choices[0].model_extra["grade"]
+    assert grade["correct"] is True and grade["decided_by"] == "mathd"
+
+
+def test_luffy_exact_without_its_environment_is_a_400(think_server):
+    """think_server runs without LUFFY's pinned environment: asking for the mode is the client's error."""
+    headers = {"Authorization": f"Bearer {think_server.api_key}"}
+    r = httpx.post(f"{think_server.base_url}/v1/grade", json={"answers": ["1"], "gold": "1", "mode": "luffy_exact"},
+                   headers=headers)
+    assert r.status_code == 400 and "not available on this server" in r.json()["error"]["message"]
+    with pytest.raises(openai.BadRequestError, match="not available on this server"):
+        client_of(think_server).chat.completions.create(
+            model="tiny", messages=QUESTION, max_tokens=4, extra_body={"gold": "1", "grade_mode": "luffy_exact"})
+    ok = httpx.post(f"{think_server.base_url}/v1/grade", json={"answers": ["1"], "gold": "1", "mode": "luffy"},
+                    headers=headers)
+    assert ok.status_code == 200 and ok.json()["grades"][0]["correct"]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "param"),
     [

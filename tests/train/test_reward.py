@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from luffy_train.reward import compute_score, luffy_reward
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from luffy_math.grader import latex_parser_complete
+from luffy_math.pins import exact_python
+from luffy_train.config import ConfigError, compose
+from luffy_train.reward import DEFAULT_REWARD_GRADER, SERVING_PYTHON_ENV, compute_score, luffy_reward
 
 
 def test_closed_reasoning_with_right_answer_scores_one():
@@ -26,3 +35,63 @@ def test_only_text_after_first_think_close_is_graded():
 
 def test_verl_signature():
     assert compute_score("", "x</think>\\boxed{7}", "7", extra_info={"index": 0}) == 1.0
+
+
+# ---- which Math-Verify decides: the reward graded in another environment's workers ----------------------
+
+SUITE = json.loads((Path(__file__).parents[1] / "math" / "data" / "math_verify_cases.json").read_text())["cases"]
+CLOSED = "Let me work it out.\n</think>\n\n"
+
+
+def _serving_label(case: dict) -> int:
+    """The serving environment's math_verify label (tests/math/test_math_verify_suite.py checks it there)."""
+    return case.get("plain_mode", {"expected": case["expected"]})["expected"]
+
+
+def _rewards(grader: str) -> list[int]:
+    return [int(luffy_reward(CLOSED + case["pred"], case["gold"], grader=grader)) for case in SUITE]
+
+
+def test_this_environments_parser_is_stale():
+    """The premise: in verl's environment Math-Verify fails percents, so the reward cannot be graded here."""
+    assert not latex_parser_complete()
+    percents = [i for i, case in enumerate(SUITE) if "%" in case["pred"] + case["gold"]]
+    here = _rewards("here")
+    assert len(percents) >= 5
+    assert [i for i in percents if here[i] != _serving_label(SUITE[i])]  # wrong labels on percents, here
+
+
+def test_serving_grader_reward_is_the_serving_label_on_math_verifys_suite():
+    rewards = _rewards("serving")
+    assert [i for i, (r, case) in enumerate(zip(rewards, SUITE, strict=True)) if r != _serving_label(case)] == []
+
+
+def test_exact_grader_reward_is_luffys_v3_under_luffys_pins():
+    """The reference: LUFFY's v3 check itself, ``verify(parse("$" + gold + "$"), parse(solution))``, run by
+    math-verify 0.6.0 in the pinned environment with nothing of luffy_math in between."""
+    script = ("import json, sys\nfrom math_verify import parse, verify\n"
+              "for case in json.load(sys.stdin):\n"
+              "    print(int(verify(parse('$' + case['gold'] + '$'), parse(case['pred']))))\n")
+    out = subprocess.run([exact_python(), "-c", script], input=json.dumps(SUITE), capture_output=True, text=True,
+                         check=True, timeout=600)
+    reference = [int(line) for line in out.stdout.split()]
+    rewards = _rewards("exact")
+    assert len(reference) == len(SUITE)
+    assert [i for i, (r, ref) in enumerate(zip(rewards, reference, strict=True)) if r != ref] == []
+    # and the two environments do label some of the suite differently (else the choice would not matter)
+    assert rewards != [_serving_label(case) for case in SUITE]
+
+
+def test_the_config_chooses_the_grader_and_verl_passes_it_on(monkeypatch):
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    cfg = compose("luffy-qwen-math-7b-zero")
+    assert cfg.luffy.reward_grader == DEFAULT_REWARD_GRADER == "exact"
+    assert get_custom_reward_fn(cfg)("", "x</think>\\boxed{0,006}", "0.006") == 0.0  # math-verify 0.6.0
+    serving = compose("luffy-qwen-math-7b-zero", ["luffy.reward_grader=serving"])
+    assert get_custom_reward_fn(serving)("", "x</think>\\boxed{0,006}", "0.006") == 1.0  # math-verify 0.9.0
+    with pytest.raises(ConfigError, match="reward_grader must be one of"):
+        compose("luffy-qwen-math-7b-zero", ["luffy.reward_grader=nope"])
+    monkeypatch.setenv(SERVING_PYTHON_ENV, "/nonexistent/python")
+    with pytest.raises(ConfigError, match="setup.sh serve"):
+        compose("luffy-qwen-math-7b-zero", ["luffy.reward_grader=serving"])
