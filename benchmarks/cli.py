@@ -30,8 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="generate, grade and report (resumes what --out already holds)")
     run.add_argument("--model", required=True, help="checkpoint path or hub id (vllm); served model name (openai)")
     run.add_argument("--backend", choices=["vllm", "openai"], default="vllm")
-    run.add_argument("--base-url", type=arg_types.base_url,
-                     help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000 (openai backend)")
+    run.add_argument("--base-url", type=arg_types.base_url, action="append", default=[],
+                     help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000 (openai backend); repeat it for "
+                          "several: each request goes to the one with the fewest in flight, one that fails is "
+                          "left out for a while")
     run.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", "EMPTY"))
     run.add_argument("--benchmarks", default=",".join(MATH_BENCHMARKS),
                      help=f"comma-separated; known: {', '.join(BENCHMARKS)} (default: the six math sets)")
@@ -54,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tensor-parallel-size", type=arg_types.positive_int, default=1, help="vllm backend")
     run.add_argument("--max-num-seqs", type=arg_types.positive_int, help="vllm backend: concurrent sequences")
     run.add_argument("--concurrency", type=arg_types.positive_int, default=64,
-                     help="openai backend: requests in flight")
+                     help="openai backend: requests in flight per endpoint")
     run.add_argument("--max-retries", type=arg_types.non_negative_int, default=5,
                      help="openai backend: retries on 5xx/timeouts")
     run.add_argument("--request-timeout", type=arg_types.positive_float, default=3600.0,

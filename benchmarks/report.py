@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,9 @@ def setup_lines(result: dict[str, Any], meta: dict[str, Any], records: list[dict
             sampling = ", ".join(f"{k} {config[k]}" for k in ("template", "temperature", "top_p", "max_tokens", "seed"))
             lines.append(f"- {title(config['benchmark'])}: {config['variant']}; model {config['model']} "
                          f"({config['backend']}); {sampling}")
+    served = collections.Counter(r["endpoint"] for r in records if r.get("endpoint"))
+    if served:
+        lines.append("- Endpoints (samples each answered): " + ", ".join(f"{url} ({n})" for url, n in sorted(served.items())))
     lines.append("- Graders (all from luffy_math; versions under the accuracy table): " + ", ".join(result["graders"]))
     lines.append("- Avg. = unweighted mean of the six math benchmarks' avg@k (only shown when all six exist); "
                  "± = sample std over seeds")

@@ -141,7 +141,8 @@ class Collector:
                 "rendered_prompt": completion.rendered_prompt, "response": completion.response,
                 "gold": problem.gold, "extracted": luffy.get("extracted"), "grades": grades,
                 "finish_reason": completion.finish_reason, "prompt_tokens": completion.prompt_tokens,
-                "completion_tokens": completion.completion_tokens}
+                "completion_tokens": completion.completion_tokens,
+                **({"endpoint": completion.endpoint} if completion.endpoint else {})}
 
     def wait(self) -> None:
         """Until every completion received so far is graded and stored."""

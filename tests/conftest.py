@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
-from processes import free_port, launch, stop
+from servers import Server, start_server, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_LUFFY = REPO.parent / "shared" / "benchmarks" / "luffy"
-API_KEY = "test-key"
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -61,37 +57,6 @@ def luffy_data() -> Path:
     if not (SHARED_LUFFY / "valid.all.parquet").exists():
         pytest.fail(f"missing {SHARED_LUFFY}/valid.all.parquet (the shared LUFFY data)")
     return SHARED_LUFFY
-
-
-@dataclass
-class Server:
-    base_url: str  # e.g. http://127.0.0.1:PORT (no /v1)
-    api_key: str
-    model: str  # the served model name
-    process: subprocess.Popen
-    log_path: Path
-    statuses_while_starting: set[int]  # what /health answered before it first said 200
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def start_server(model_dir: Path, log_path: Path, extra_args: list[str] | None = None, api_key: str = API_KEY,
-                 timeout: float = 600, python: str = sys.executable, env: dict[str, str] | None = None) -> Server:
-    """Start ``luffy-serve`` on a free port and wait until /health answers 200 (``python``: the interpreter of
-    the serving environment, for tests that run in the trainer's; ``env``: variables to add)."""
-    port = free_port()
-    cmd = [python, "-m", "luffy_serve", "--model", str(model_dir), "--host", "127.0.0.1",
-           "--port", str(port), "--api-key", api_key, "--served-model-name", "tiny",
-           "--max-model-len", "1024", *(extra_args or [])]
-    base_url = f"http://127.0.0.1:{port}"
-    seen: set[int] = set()
-    proc = launch(cmd, f"{base_url}/health", log_path, timeout, seen=seen, env={**os.environ, **(env or {})})
-    return Server(base_url, api_key, "tiny", proc, log_path, seen)
-
-
-def stop_server(server: Server) -> None:
-    stop(server.process)
 
 
 # Small limits, so that tests/serve/test_hostile.py can reach them quickly.

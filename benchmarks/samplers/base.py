@@ -30,6 +30,7 @@ class Completion:
     prompt_tokens: int | None
     completion_tokens: int | None
     rendered_prompt: str | None  # None when an endpoint rendered the chat template itself
+    endpoint: str | None = None  # the server that answered (openai backend)
 
 
 class Sampler(Protocol):

@@ -1,0 +1,47 @@
+"""luffy-serve processes for tests: start one on a free port and wait until it is healthy, stop it.
+
+A module of its own (not conftest.py) so that any test directory can import it by name.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from processes import free_port, launch, stop
+
+API_KEY = "test-key"
+
+
+@dataclass
+class Server:
+    base_url: str  # e.g. http://127.0.0.1:PORT (no /v1)
+    api_key: str
+    model: str  # the served model name
+    process: subprocess.Popen
+    log_path: Path
+    statuses_while_starting: set[int]  # what /health answered before it first said 200
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(model_dir: Path, log_path: Path, extra_args: list[str] | None = None, api_key: str = API_KEY,
+                 timeout: float = 600, python: str = sys.executable, env: dict[str, str] | None = None) -> Server:
+    """Start ``luffy-serve`` on a free port and wait until /health answers 200 (``python``: the interpreter of
+    the serving environment, for tests that run in the trainer's; ``env``: variables to add)."""
+    port = free_port()
+    cmd = [python, "-m", "luffy_serve", "--model", str(model_dir), "--host", "127.0.0.1",
+           "--port", str(port), "--api-key", api_key, "--served-model-name", "tiny",
+           "--max-model-len", "1024", *(extra_args or [])]
+    base_url = f"http://127.0.0.1:{port}"
+    seen: set[int] = set()
+    proc = launch(cmd, f"{base_url}/health", log_path, timeout, seen=seen, env={**os.environ, **(env or {})})
+    return Server(base_url, api_key, "tiny", proc, log_path, seen)
+
+
+def stop_server(server: Server) -> None:
+    stop(server.process)
