@@ -29,7 +29,7 @@ COPY benchmarks/ benchmarks/
 COPY luffy_train/ luffy_train/
 COPY app/ app/
 # vLLM (with its CUDA torch) is already in the base image, so [gpu] only adds luffy's own dependencies.
-RUN python3 -m pip install --no-cache-dir "/opt/luffy[gpu,demo]"
+RUN python3 -m pip install --no-cache-dir "/opt/luffy[gpu,demo,cluster]"
 # "luffy_exact" grading: luffy_math under LUFFY's pinned grading libraries, in an environment of its own
 # (a venv without pip of its own: the image's pip installs into it).
 ENV LUFFY_EXACT_PYTHON=/opt/luffy-exact/bin/python

@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="generate, grade and report (resumes what --out already holds)")
     run.add_argument("--model", required=True, help="checkpoint path or hub id (vllm); served model name (openai)")
-    run.add_argument("--backend", choices=["vllm", "openai"], default="vllm")
+    run.add_argument("--backend", choices=["vllm", "openai", "ray"], default="vllm",
+                     help="vllm: one engine in this process; openai: endpoints (--base-url); ray: --replicas vLLM "
+                          "engines on a Ray cluster (RAY_ADDRESS or --ray-address, else a local one)")
     run.add_argument("--base-url", type=arg_types.base_url, action="append", default=[],
                      help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000 (openai backend); repeat it for "
                           "several: each request goes to the one with the fewest in flight, one that fails is "
@@ -53,10 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="own = the checkpoint's chat template on the user message (system prompt dropped)")
     run.add_argument("--limit", type=arg_types.positive_int, help="first N problems per benchmark (smoke runs)")
     run.add_argument("--max-model-len", type=arg_types.positive_int, help="vllm backend: context length")
-    run.add_argument("--tensor-parallel-size", type=arg_types.positive_int, default=1, help="vllm backend")
-    run.add_argument("--max-num-seqs", type=arg_types.positive_int, help="vllm backend: concurrent sequences")
-    run.add_argument("--concurrency", type=arg_types.positive_int, default=64,
-                     help="openai backend: requests in flight per endpoint")
+    run.add_argument("--tensor-parallel-size", type=arg_types.positive_int, default=1,
+                     help="vllm/ray backends: GPUs per engine")
+    run.add_argument("--max-num-seqs", type=arg_types.positive_int, help="vllm/ray backends: concurrent sequences "
+                     "per engine")
+    run.add_argument("--replicas", type=arg_types.positive_int, default=1,
+                     help="ray backend: engine replicas (each of --tensor-parallel-size GPUs)")
+    run.add_argument("--ray-address", help="ray backend: the cluster to join (default: RAY_ADDRESS, else a local one)")
+    run.add_argument("--cpus-per-replica", type=arg_types.positive_int, default=1,
+                     help="ray backend on CPU nodes: Ray CPUs each replica takes")
+    run.add_argument("--concurrency", type=arg_types.positive_int,
+                     help="requests in flight per endpoint (openai, default 64) or per replica (ray, default 256)")
     run.add_argument("--max-retries", type=arg_types.non_negative_int, default=5,
                      help="openai backend: retries on 5xx/timeouts")
     run.add_argument("--request-timeout", type=arg_types.positive_float, default=3600.0,
@@ -118,7 +127,11 @@ def command_run(args: argparse.Namespace) -> None:
         raise HarnessError("--benchmarks names no benchmark")
     if args.backend == "openai" and not args.base_url:
         raise HarnessError("--backend openai needs --base-url")
-    if args.backend == "vllm":
+    if args.backend != "openai" and args.base_url:
+        raise HarnessError(f"--base-url is for --backend openai, not {args.backend}")
+    if args.replicas > 1 and args.backend != "ray":
+        raise HarnessError("--replicas is for --backend ray")
+    if args.backend in ("vllm", "ray"):
         try:
             arg_types.model(args.model)
         except argparse.ArgumentTypeError as e:
@@ -136,14 +149,22 @@ def command_run(args: argparse.Namespace) -> None:
         if args.backend == "openai":
             from benchmarks.samplers.openai_sampler import OpenAISampler
 
-            return OpenAISampler(args.base_url, args.api_key, args.model, concurrency=args.concurrency,
+            return OpenAISampler(args.base_url, args.api_key, args.model, concurrency=args.concurrency or 64,
                                  timeout=args.request_timeout, max_retries=args.max_retries)
+        math_workers = options.grading_workers or default_grading_workers()
+        if args.backend == "ray":
+            from benchmarks.samplers.ray_sampler import RaySampler
+
+            return RaySampler(args.model, args.replicas, seed=args.seed, max_model_len=args.max_model_len,
+                              tensor_parallel_size=args.tensor_parallel_size, max_num_seqs=args.max_num_seqs,
+                              concurrency=args.concurrency or 256, cpus_per_replica=args.cpus_per_replica,
+                              math_workers=math_workers, address=args.ray_address).start()
         from benchmarks.samplers.vllm_sampler import VLLMSampler
 
         try:
             return VLLMSampler.load(args.model, seed=args.seed, max_model_len=args.max_model_len,
                                     tensor_parallel_size=args.tensor_parallel_size, max_num_seqs=args.max_num_seqs,
-                                    math_workers=options.grading_workers or default_grading_workers())
+                                    math_workers=math_workers)
         except Exception as e:  # a wrong path, an unsupported architecture, not enough memory
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise HarnessError(f"cannot start vLLM on {args.model}: {reason[:300]}") from e

