@@ -6,6 +6,12 @@ armed for the nearest one, so leaving an inner deadline re-arms the outer one. A
 by someone else (pytest-timeout, a server) is restored, with its remaining time, when the outermost deadline
 of its clock ends.
 
+Once used, a clock's signal handler stays: with no deadline armed it passes each signal on to the handler it
+found (callable, or the default action), except one that lands within ``_STRAY_SECONDS`` of the last deadline
+ending that is not due for that handler's timer: a signal of ours already on its way, which another thread took
+from the kernel just before the timer stopped. (Handing the handler back at once let such a signal reach the
+old handler: pytest-timeout's reported a timeout that never was.)
+
 Two clocks: "wall" (ITIMER_REAL, SIGALRM) bounds how long an item may take; "cpu" (ITIMER_PROF, SIGPROF,
 this process's CPU time) gives a step a compute budget that does not shrink when the machine is busy, so a
 label that depends on a budget (LUFFY's 1 s for Math-Verify) does not change with the load.
@@ -17,6 +23,7 @@ huge integer power); only the kill can.
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -34,6 +41,8 @@ _RETRY_SECONDS = 0.05
 # A signal that lands in this module's own bookkeeping (arming, leaving a deadline) is put off by this much: an
 # exception raised there would escape its owner and leave a stale deadline on the stack.
 _DEFER_SECONDS = 1e-3
+# A signal this soon after the last deadline of its clock ended, and not due for the timer found there, is ours.
+_STRAY_SECONDS = 0.5
 
 
 class DeadlineExceeded(Exception):
@@ -65,7 +74,9 @@ class _Timer:
     foreign_handler: Any = None
     foreign_remaining: float = 0.0
     foreign_interval: float = 0.0
+    foreign_due: float | None = None  # when the restored timer fires for its owner
     entered_at: float = 0.0
+    left_at: float = -math.inf
 
     def arm(self) -> None:
         """Arm the timer for the nearest deadline on the stack (at least a tick from now)."""
@@ -73,7 +84,8 @@ class _Timer:
         signal.setitimer(self.which, max(nearest - self.now(), _EARLIEST_REARM))
 
     def on_signal(self, signum: int, frame: Any) -> None:
-        if not self.stack:  # sent for a deadline already gone (another thread took it, Python ran it late)
+        if not self.stack:
+            self.pass_on(signum, frame)
             return
         if _in_bookkeeping(frame):
             signal.setitimer(self.which, _DEFER_SECONDS)  # the bookkeeping re-arms the timer when it is done
@@ -85,6 +97,21 @@ class _Timer:
             return
         signal.setitimer(self.which, _RETRY_SECONDS)  # in case this exception is swallowed (see _RETRY_SECONDS)
         raise _Expired(expired[0])  # the outermost expired deadline unwinds everything inside it
+
+
+    def pass_on(self, signum: int, frame: Any) -> None:
+        """No deadline of ours is armed: the signal is the found handler's, unless it is one of ours arriving late."""
+        now = self.now()
+        if self.foreign_due is not None and now >= self.foreign_due - 1e-3:
+            self.foreign_due = None
+        elif now - self.left_at < _STRAY_SECONDS:
+            return
+        handler = self.foreign_handler
+        if callable(handler):
+            handler(signum, frame)
+        elif handler == signal.SIG_DFL:  # what would have happened without us
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
 
 
 def _in_bookkeeping(frame: Any) -> bool:
@@ -132,10 +159,13 @@ def _enter(timer: _Timer, me: _Deadline) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, {timer.signum})
     try:
         if not timer.stack:
-            timer.foreign_handler = signal.getsignal(timer.signum)
+            current = signal.getsignal(timer.signum)
+            if current != timer.on_signal:  # someone set their own since: theirs is the one to pass on to
+                timer.foreign_handler = current
+                signal.signal(timer.signum, timer.on_signal)
             timer.foreign_remaining, timer.foreign_interval = signal.getitimer(timer.which)
+            timer.foreign_due = None
             timer.entered_at = timer.now()
-            signal.signal(timer.signum, timer.on_signal)
         timer.stack.append(me)
         timer.arm()
     finally:
@@ -158,15 +188,14 @@ def _leave(timer: _Timer, me: _Deadline, outer_expired: bool) -> None:
                 timer.arm()
             return
         # Stop the timer again (a put-off signal may have re-armed it meanwhile) and drop a signal it already
-        # sent, before giving the signal back: delivered after that, it would reach the default action (the
-        # process dies) or someone else's handler. Other threads may take the signal first; their call of our
-        # handler runs right here, where it finds the stack empty and returns. (Never sigwait: the wait would
-        # never end once another thread took the signal.)
+        # sent to this thread. One another thread took may still reach our handler later: it stays installed
+        # and drops it (see pass_on). (Never sigwait: the wait would never end once another thread took it.)
         signal.setitimer(timer.which, 0)
         signal.sigtimedwait({timer.signum}, 0)
-        signal.signal(timer.signum, timer.foreign_handler)
+        timer.left_at = timer.now()
         if timer.foreign_remaining > 0:
-            left = timer.foreign_remaining - (timer.now() - timer.entered_at)
-            signal.setitimer(timer.which, max(left, _EARLIEST_REARM), timer.foreign_interval)
+            left = max(timer.foreign_remaining - (timer.now() - timer.entered_at), _EARLIEST_REARM)
+            timer.foreign_due = timer.now() + left
+            signal.setitimer(timer.which, left, timer.foreign_interval)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {timer.signum})

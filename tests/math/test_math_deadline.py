@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from luffy_math import grade
+from luffy_math import deadline, grade
 from luffy_math.deadline import DeadlineExceeded, call_with_deadline
 
 SLOW_RESPONSE = "\\boxed{" + "1+" * 50_000 + "1}"  # Math-Verify needs far more than a second on this
@@ -160,20 +160,45 @@ def test_deadline_passing_as_its_call_returns_never_escapes(other_thread: bool) 
     handler, (remaining, _) = signal.getsignal(signal.SIGALRM), signal.getitimer(signal.ITIMER_REAL)
     outcomes = {"returned": 0, "exceeded": 0}
     started = time.monotonic()
-    for i in range(1500):
-        jitter = (i % 7 - 3) * 3e-5
-        try:
-            if i % 2:
-                call_with_deadline(0.002, _spin, 0.002 + jitter)
-            else:
-                call_with_deadline(0.003, _nested_spin, 0.002 + jitter, 0.0029 - jitter)
-            outcomes["returned"] += 1
-        except DeadlineExceeded:
-            outcomes["exceeded"] += 1
-    stop.set()
+    try:
+        for i in range(1500):
+            jitter = (i % 7 - 3) * 3e-5
+            try:
+                if i % 2:
+                    call_with_deadline(0.002, _spin, 0.002 + jitter)
+                else:
+                    call_with_deadline(0.003, _nested_spin, 0.002 + jitter, 0.0029 - jitter)
+                outcomes["returned"] += 1
+            except DeadlineExceeded:
+                outcomes["exceeded"] += 1
+        time.sleep(0.1)  # a stale deadline, or a late signal of ours, would fire now, outside any call
+    finally:  # never leave the busy thread running: it would eat the CPU budgets of later tests
+        stop.set()
+        if other_thread:
+            busy.join(timeout=5)
     assert time.monotonic() - started < 60  # about 4 s of deadlines; a lost signal used to stall it for good
     assert outcomes["returned"] and outcomes["exceeded"], outcomes  # the race was really run, both ways
-    assert signal.getsignal(signal.SIGALRM) == handler  # given back (pytest-timeout's, or the default)
+    # Ours passes signals on to the handler found (pytest-timeout's, or the default), or that one is back.
+    assert signal.getsignal(signal.SIGALRM) in (handler, deadline._timers["wall"].on_signal)
+    assert deadline._timers["wall"].foreign_handler == handler or handler == deadline._timers["wall"].on_signal
     left, _ = signal.getitimer(signal.ITIMER_REAL)
     assert left <= remaining and (left > 0) == (remaining > 0)  # someone else's timer restored, ours gone
-    time.sleep(0.1)  # a stale deadline would fire now, outside any call
+
+
+def test_a_late_signal_of_ours_is_dropped_and_a_later_one_passed_on() -> None:
+    """A signal another thread took just before our timer stopped reaches our handler after the deadline
+    ended: it must not reach the handler found there. A signal of that handler's own, later, must."""
+    fired: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    outer_timer = signal.getitimer(signal.ITIMER_REAL)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    try:
+        assert call_with_deadline(5.0, _spin, 0.01) == "done"
+        signal.raise_signal(signal.SIGALRM)  # as a late one of ours would arrive
+        assert fired == []
+        time.sleep(deadline._STRAY_SECONDS + 0.1)
+        signal.raise_signal(signal.SIGALRM)  # someone else's, long after
+        assert fired == [signal.SIGALRM]
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_REAL, *outer_timer)
