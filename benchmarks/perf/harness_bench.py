@@ -22,28 +22,23 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.perf.workload import add_workload_args, workload_requests
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", type=Path, default=Path("../shared/benchmarks/luffy/valid.all.parquet"))
-    parser.add_argument("--benchmark", default="math500")
-    parser.add_argument("--problems", type=int, default=64)
-    parser.add_argument("--n", type=int, default=4)
-    parser.add_argument("--max-tokens", type=int, default=256)
+    add_workload_args(parser, problems=64, template="own")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--grading-workers", type=int, default=None, help="default: the CLI's (one per core)")
-    parser.add_argument("--template", default="own", choices=["own", "qwen", "prime", "none"])
     args = parser.parse_args()
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
     from vllm import LLM
     from vllm.inputs import TokensPrompt
 
-    from benchmarks.runner import RunOptions, run, sample_seed, samples_for
-    from benchmarks.samplers.base import SampleRequest, Sampling
+    from benchmarks.runner import RunOptions, run
+    from benchmarks.samplers.base import Sampling
     from benchmarks.samplers.vllm_sampler import VLLMSampler, sampling_params
-    from benchmarks.sources import load_problems
     from benchmarks.templates import render_prompt
 
     llm = LLM(model=args.model, seed=0, max_model_len=1024)
@@ -55,11 +50,7 @@ def main() -> None:
                           n={args.benchmark: args.n}, data=[args.data], limit=args.problems, progress=False,
                           grading_workers=args.grading_workers)
 
-    # The plain side gets exactly the requests the harness queues.
-    (problems, _), = load_problems([args.benchmark], [args.data]).values()
-    problems = problems[: args.problems]
-    requests = [SampleRequest((p.benchmark, p.problem_id, i), p.prompt, sample_seed(0, (p.benchmark, p.problem_id, i)))
-                for p in problems for i in range(samples_for(p, options(Path("."))))]
+    requests = workload_requests(args)  # the plain side gets exactly the requests the harness queues
     prompts = [TokensPrompt(prompt_token_ids=render_prompt(llm.get_tokenizer(), r.question, args.template)[1]) for r in requests]
     params = [sampling_params(r.seed, sampling) for r in requests]
 
@@ -82,7 +73,7 @@ def main() -> None:
     medians = {side: statistics.median(t) for side, t in times.items()}
     ratios = {side: statistics.median(a / b for a, b in zip(times[side], times["plain"], strict=True))
               for side in ("loop", "harness")}
-    print(f"{len(requests)} samples ({len(problems)} problems x {args.n}), template {args.template}, "
+    print(f"{len(requests)} samples ({len(requests) // args.n} problems x {args.n}), template {args.template}, "
           f"{tokens} generated tokens per pass, max_tokens {args.max_tokens}")
     print(f"medians: plain LLM.generate {medians['plain']:.2f}s, harness engine loop {medians['loop']:.2f}s, "
           f"full harness run (grading, JSONL, report) {medians['harness']:.2f}s")

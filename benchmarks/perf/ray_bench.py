@@ -18,33 +18,24 @@ import argparse
 import os
 import statistics
 import time
-from pathlib import Path
+
+from benchmarks.perf.workload import add_workload_args, workload_requests
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", type=Path, default=Path("../shared/benchmarks/luffy/valid.all.parquet"))
-    parser.add_argument("--benchmark", default="math500")
-    parser.add_argument("--problems", type=int, default=32)
-    parser.add_argument("--n", type=int, default=4)
-    parser.add_argument("--max-tokens", type=int, default=256)
+    add_workload_args(parser, problems=32, template="none")
     parser.add_argument("--max-model-len", type=int, default=1024)
-    parser.add_argument("--template", default="none", choices=["own", "qwen", "prime", "none"])
     parser.add_argument("--replicas", default="1,2", help="comma list: one ray side per count")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
-    from benchmarks.runner import sample_seed
-    from benchmarks.samplers.base import SampleRequest, Sampling
+    from benchmarks.samplers.base import Sampling
     from benchmarks.samplers.ray_sampler import RaySampler
     from benchmarks.samplers.vllm_sampler import VLLMSampler
-    from benchmarks.sources import load_problems
 
-    (problems, _), = load_problems([args.benchmark], [args.data]).values()
-    requests = [SampleRequest((p.benchmark, p.problem_id, i), p.prompt, sample_seed(0, (p.benchmark, p.problem_id, i)))
-                for p in problems[: args.problems] for i in range(args.n)]
+    requests = workload_requests(args)
     sampling = Sampling(temperature=0.6, top_p=1.0, max_tokens=args.max_tokens, template=args.template)
 
     sides: dict[str, object] = {}
