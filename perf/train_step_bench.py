@@ -6,7 +6,7 @@ GRPO as one more rollout (clipped ratio). The update (old log-probs, forward, lo
 timed in interleaved repeats; medians are reported. A full step (rollout + update) is timed too, where
 LUFFY generates one response fewer per group. Target: LUFFY's update overhead <= 5%.
 
-    .venv-train/bin/python benchmarks/perf/train_step_bench.py --model .cache/tiny-model-*-tf5.10.4
+    .venv-train/bin/python perf/train_step_bench.py --model .cache/tiny-model-*-tf5.10.4
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ one CPU machine the ratio is the cost of Ray's path (an actor call per sample, t
 replica's async engine) and, with several replicas, how they share the cores; on a GPU cluster it is the
 scaling.
 
-    .venv/bin/python benchmarks/perf/ray_bench.py --model .cache/qwen-vocab-model-... \
+    .venv/bin/python perf/ray_bench.py --model .cache/qwen-vocab-model-... \
         --data ../shared/benchmarks/luffy/valid.all.parquet --problems 32 --n 4 --max-tokens 256 \
         --template none --replicas 1,2 --rounds 5
 """
@@ -19,7 +19,7 @@ import os
 import statistics
 import time
 
-from benchmarks.perf.workload import add_workload_args, workload_requests
+from workload import add_workload_args, workload_requests
 
 
 def main() -> None:

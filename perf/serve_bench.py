@@ -3,8 +3,8 @@
 Both servers run side by side (only the one being measured gets traffic); rounds alternate A/B so drift
 on a shared machine hits both, and the report gives each round's ratio and the median of ratios.
 
-    python benchmarks/perf/serve_bench.py [--model DIR] [--rounds 5] [--num-prompts 200] [--endpoint completions|chat]
-    python benchmarks/perf/serve_bench.py --endpoint chat --n 4 [--gold 42]    # votes: server-side vs client-side
+    python perf/serve_bench.py [--model DIR] [--rounds 5] [--num-prompts 200] [--endpoint completions|chat]
+    python perf/serve_bench.py --endpoint chat --n 4 [--gold 42]    # votes: server-side vs client-side
 
 ``--n 1`` (the default) uses vLLM's own load generator (``vllm.benchmarks.serve``; backend ``vllm`` or
 ``openai-chat``). Its chat backend takes TTFT at the first SSE chunk with a non-empty ``choices``, whatever
@@ -45,7 +45,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 METRICS = [("request_throughput", "req/s", "higher"), ("output_throughput", "out tok/s", "higher"),
            ("median_ttft_ms", "TTFT p50 ms", "lower"), ("p99_ttft_ms", "TTFT p99 ms", "lower"),
            ("median_e2el_ms", "E2E p50 ms", "lower"), ("p99_e2el_ms", "E2E p99 ms", "lower")]

@@ -3,9 +3,9 @@
 Grades every row of LUFFY's valid.all.parquet (6023 rows) under several response shapes, in each mode, and
 prints items/s, the speed-up and how many items ran out of time. A speed figure, never a test.
 
-    python benchmarks/perf/grading_bench.py                      # full run (slow: tens of minutes)
-    python benchmarks/perf/grading_bench.py --rows 300 --modes luffy
-    python benchmarks/perf/grading_bench.py --modes luffy_exact --against luffy   # a mode's cost against another
+    python perf/grading_bench.py                      # full run (slow: tens of minutes)
+    python perf/grading_bench.py --rows 300 --modes luffy
+    python perf/grading_bench.py --modes luffy_exact --against luffy   # a mode's cost against another
 
 "speedup" is the median of the per-round ratios ("of totals": summed times). The rounds are random subsets
 (each kept in input order) so each has about the same mix; which side goes first alternates. grade_many's time
@@ -30,7 +30,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "benchmarks" / "luffy" / "valid.all.parquet"
 REASONING = "<think>\nFirst, set up the equations. Then check the cases one by one; the constraint rules out the rest.\n</think>\n\n"
 VARIANTS = ("correct", "wrong", "repeated", "unboxed")

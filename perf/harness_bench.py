@@ -8,7 +8,7 @@ grading with both graders in luffy_math's pool (overlapping generation), the res
 median over repeats of each repeat's harness / plain ratio, since single timings swing by 30 % or more here.
 Target: harness / plain <= 1.05.
 
-    .venv/bin/python benchmarks/perf/harness_bench.py --model .cache/tiny-model-... \
+    .venv/bin/python perf/harness_bench.py --model .cache/tiny-model-... \
         --data ../shared/benchmarks/luffy/valid.all.parquet --problems 64 --n 4 --max-tokens 384 \
         --template none --repeats 9
 """
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.perf.workload import add_workload_args, workload_requests
+from workload import add_workload_args, workload_requests
 
 
 def main() -> None:

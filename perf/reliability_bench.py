@@ -22,8 +22,8 @@ time from its ``Server-Timing`` header), this script's own event-loop lag, the r
 non-401 without a valid key (``/health`` is meant to be open) and, for a server it started, the peak memory of
 the server's processes. Exit code 0 unless the script itself fails.
 
-    python benchmarks/perf/reliability_bench.py [--model DIR] [--duration 60] [--out FILE] [-- luffy-serve flags]
-    python benchmarks/perf/reliability_bench.py --url http://127.0.0.1:8000 --api-key KEY
+    python perf/reliability_bench.py [--model DIR] [--duration 60] [--out FILE] [-- luffy-serve flags]
+    python perf/reliability_bench.py --url http://127.0.0.1:8000 --api-key KEY
 """
 
 from __future__ import annotations
@@ -44,8 +44,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-
-from benchmarks.perf.serve_bench import REPO, start, stop, tiny_checkpoint
+from serve_bench import REPO, start, stop, tiny_checkpoint
 
 KEY = "reliability-key"
 GOLD = "42"  # what the tiny checkpoint answers
