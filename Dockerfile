@@ -25,6 +25,7 @@ WORKDIR /opt/luffy
 COPY pyproject.toml README.md ./
 COPY luffy_serve/ luffy_serve/
 COPY luffy_math/ luffy_math/
+COPY luffy_util/ luffy_util/
 COPY benchmarks/ benchmarks/
 COPY luffy_train/ luffy_train/
 COPY app/ app/
