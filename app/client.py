@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 import openai
 
-from luffy_math import extract_answer, grade, majority_vote, split_reasoning
+from luffy_math import answer_part, answer_part_parsed, boxed_answer, grade, majority_vote, split_reasoning
 
 
 class EndpointError(RuntimeError):
@@ -39,10 +39,14 @@ class Sample:
 
     @property
     def answer(self) -> str | None:
-        """The boxed answer: the server's when it sent one, else extracted here."""
+        """The boxed answer: the server's when it sent one, else extracted here by the server's rule (the
+        last ``\\boxed{}`` of the text after the first ``</think>``, or of all of it if the thought never
+        closed)."""
         if self.server_answer is not None:
             return self.server_answer
-        return extract_answer(self.parts()[1])
+        if self.reasoning:  # split by the server's reasoning parser
+            return boxed_answer(answer_part_parsed(self.reasoning, self.content))
+        return boxed_answer(answer_part(self.content))
 
     @property
     def done(self) -> bool:
@@ -129,10 +133,10 @@ class Endpoint:
         return self.model
 
     async def stream_chat(self, question: str, temperature: float, max_tokens: int,
-                          n: int = 1) -> AsyncIterator[Completion]:
+                          n: int = 1, seed: int | None = None) -> AsyncIterator[Completion]:
         """Stream one question (single turn, no system prompt, as LUFFY's evaluation asks it).
 
-        Yields the same Completion object after every chunk. Closing the generator (the Stop button)
+        ``seed`` makes sampled answers reproducible (vLLM seeds each of the ``n`` choices from it). Yields the same Completion object after every chunk. Closing the generator (the Stop button)
         closes the HTTP stream, which makes the server abort the request.
         """
         model = await self.resolve_model()
@@ -140,7 +144,7 @@ class Endpoint:
         try:
             stream = await self.client.chat.completions.create(
                 model=model, messages=[{"role": "user", "content": question}], stream=True,
-                temperature=temperature, max_tokens=max_tokens, n=n)
+                temperature=temperature, max_tokens=max_tokens, n=n, seed=seed)
             async with stream:
                 async for chunk in stream:
                     extra = chunk.model_extra or {}

@@ -1,6 +1,7 @@
 """The Gradio page: ask a math question, watch the model think, see (and check) its boxed answer.
 
-``build_demo`` is what both ``python -m app`` and ``luffy-serve --demo`` (mounted at /demo) use.
+``build_demo`` is what ``python -m app`` serves; ``mount`` is what ``luffy-serve --demo`` calls to put the same
+page at /demo of its own routes (the server imports no gradio itself).
 No custom CSS or theme: a page mounted with ``gradio.mount_gradio_app`` gets neither.
 """
 
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home, before gradio is imported
@@ -99,7 +101,7 @@ def build_demo(base_url: str, api_key: str | None = None, model: str | None = No
         return status, gr.update(maximum=context, value=min(int(current_max_tokens), room))
 
     async def respond(question: str, history: list[Message], temperature: float, max_new_tokens: float,
-                      n: float, gold: str) -> AsyncIterator[tuple[list[Message], str, str]]:
+                      n: float, gold: str, seed: float | None = None) -> AsyncIterator[tuple[list[Message], str, str]]:
         question = question.strip()
         if not question:
             yield history, "", gr.skip()
@@ -114,7 +116,8 @@ def build_demo(base_url: str, api_key: str | None = None, model: str | None = No
         completion: Completion | None = None
         try:
             async for completion in endpoint.stream_chat(question, temperature=float(temperature),
-                                                         max_tokens=int(max_new_tokens), n=int(n)):
+                                                         max_tokens=int(max_new_tokens), n=int(n),
+                                                         seed=None if seed is None else int(seed)):
                 thought, text = completion.samples[0].parts()
                 thinking.content, answer.content = thought, text
                 if text.strip():
@@ -169,11 +172,13 @@ def build_demo(base_url: str, api_key: str | None = None, model: str | None = No
                                                step=16, label="Max tokens", elem_id="max-tokens")
                     samples = gr.Slider(1, 16, value=1, step=1, label="Samples n (majority vote when n > 1)",
                                         elem_id="samples")
+                    seed = gr.Number(None, precision=0, label="Seed (optional: the same seed, the same samples)",
+                                     elem_id="seed")
         gr.Examples([[problem, gold] for _, problem, gold in BENCHMARK_EXAMPLES], inputs=[question, gold],
                     example_labels=[label for label, _, _ in BENCHMARK_EXAMPLES],
                     label="Problems from the benchmarks (with gold answers)")
 
-        inputs = [question, chatbot, temperature, max_new_tokens, samples, gold]
+        inputs = [question, chatbot, temperature, max_new_tokens, samples, gold, seed]
         outputs = [chatbot, question, final]
         # Several visitors may generate at once: the engine batches their requests.
         runs = [event(respond, inputs, outputs, concurrency_limit=CONCURRENT_CHATS)
@@ -185,3 +190,40 @@ def build_demo(base_url: str, api_key: str | None = None, model: str | None = No
     # limits and answered 500 to malformed data) are refused.
     demo.queue(api_open=False)
     return demo
+
+
+# Gradio routes under a mounted page that Gradio serves without its login (the rest check it, and the login
+# page with its stylesheet must stay open): a server with a key guards these itself.
+UNGUARDED_ROUTES = ("/gradio_api/heartbeat/", "/gradio_api/startup-events")
+LOGIN_COOKIES = ("access-token", "access-token-unsecure")  # Gradio's login cookies, suffixed with its cookie id
+
+
+@dataclass(frozen=True)
+class MountedDemo:
+    """What ``mount`` gives the server: its routes with the page mounted, and what the login leaves to it."""
+
+    routes: Any  # the FastAPI app passed to ``mount``, the page at ``path``
+    path: str
+    gradio_app: Any  # the mounted Gradio app
+
+    @property
+    def unguarded(self) -> tuple[str, ...]:
+        """Paths (prefixes) under the page that Gradio answers without its login."""
+        return tuple(self.path + route for route in UNGUARDED_ROUTES)
+
+    def logged_in(self, cookies: Mapping[str, str]) -> bool:
+        """Whether a request's cookies carry a login of the page (what Gradio's own routes check)."""
+        cookie_id = getattr(self.gradio_app, "cookie_id", "")
+        tokens = getattr(self.gradio_app, "tokens", {})
+        return any(cookies.get(f"{name}-{cookie_id}") in tokens for name in LOGIN_COOKIES)
+
+
+def mount(routes: Any, base_url: str, api_key: str | None = None, model: str | None = None, path: str = "/demo",
+          login: Callable[[str, str], bool] | None = None, login_message: str | None = None) -> MountedDemo:
+    """Build the page against the endpoint at ``base_url`` and mount it at ``path`` of the FastAPI app
+    ``routes``. ``login(user, password)``: Gradio's login in front of the page and its API (None: open)."""
+    demo = build_demo(base_url, api_key=api_key, model=model)
+    routes = gr.mount_gradio_app(routes, demo, path=path, auth=login,
+                                 auth_message=login_message if login else None)
+    gradio_app = next(r.app for r in routes.routes if getattr(r, "path", None) == path)
+    return MountedDemo(routes, path, gradio_app)

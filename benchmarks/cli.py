@@ -13,6 +13,7 @@ from benchmarks.sources import data_file
 from benchmarks.tasks import BENCHMARKS, MATH_BENCHMARKS
 from benchmarks.templates import TEMPLATES
 from luffy_serve import arg_types
+from luffy_util.errors import first_line
 
 
 def parse_n(text: str) -> dict[str, int]:
@@ -71,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--request-timeout", type=arg_types.positive_float, default=3600.0,
                      help="openai backend: seconds per request")
     run.add_argument("--grading-workers", type=arg_types.positive_int,
-                     help="luffy_math grading processes beside generation (default: a quarter of the cores, >= 1)")
+                     help="luffy_math grading processes beside generation (default: a quarter of the cores, 1 to 4)")
     run.add_argument("--no-progress", action="store_true")
 
     score = sub.add_parser("score", help="(re)grade stored generations, then write the report")
@@ -166,8 +167,7 @@ def command_run(args: argparse.Namespace) -> None:
                                     tensor_parallel_size=args.tensor_parallel_size, max_num_seqs=args.max_num_seqs,
                                     math_workers=math_workers)
         except Exception as e:  # a wrong path, an unsupported architecture, not enough memory
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise HarnessError(f"cannot start vLLM on {args.model}: {reason[:300]}") from e
+            raise HarnessError(f"cannot start vLLM on {args.model}: {first_line(e)}") from e
 
     print(run(options, make_sampler))
 

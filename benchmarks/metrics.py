@@ -32,7 +32,7 @@ def k_values(n: int) -> list[int]:
 
 def majority_correct(samples: list[dict[str, Any]], grader: str, gold: str | list[str]) -> bool:
     """Is the majority answer (luffy_math.majority_vote over this grader's extracted answers) correct?"""
-    from luffy_math import grade, majority_vote
+    from luffy_math import grade_answer, majority_vote
 
     grades = [s["grades"].get(grader) or {} for s in samples]
     answers = [g.get("extracted") for g in grades]
@@ -42,7 +42,7 @@ def majority_correct(samples: list[dict[str, Any]], grader: str, gold: str | lis
     for answer, g in zip(answers, grades, strict=True):
         if answer == winner:  # a sample that gave the winning answer already carries its label
             return bool(g.get("correct"))
-    return grade(f"\\boxed{{{winner}}}", gold, grader).correct  # the vote returned a normalised form
+    return grade_answer(winner, gold, grader).correct  # the vote returned a normalised form
 
 
 def recorded_graders(records: list[dict[str, Any]]) -> list[str]:

@@ -27,12 +27,13 @@ GRADING_NICE = 10
 
 
 def default_grading_workers() -> int:
-    """A quarter of the cores, at least one: grading a sample costs milliseconds against the seconds it takes
-    to generate, so a few processes keep pace, and more would only take CPU from the engine (and split the
-    cache of verdicts that the samples of one problem share)."""
-    from luffy_math.pool import default_workers
+    """The server's rule (:func:`luffy_math.workers.workers_beside_engine`): a quarter of the cores, 1 to 4.
+    Grading a sample costs milliseconds against the seconds it takes to generate, so a few processes keep
+    pace, and more would only take CPU from the engine (and split the cache of verdicts that the samples of
+    one problem share)."""
+    from luffy_math.workers import workers_beside_engine
 
-    return max(1, default_workers() // 4)
+    return workers_beside_engine()
 
 @dataclass
 class RunOptions:
@@ -160,7 +161,7 @@ def running_accuracy(tally: dict[str, list[int]]) -> str:
 def run(options: RunOptions, make_sampler: Callable[[], Sampler]) -> str:
     """Generate what is missing under options.out, grade it, and return the Markdown report."""
     from benchmarks import report
-    from luffy_math import GradingPool
+    from luffy_math.workers import GradingPool
 
     full = load_problems(options.benchmarks, options.data)
     new_dirs = [d for d in (options.out, *options.out.absolute().parents) if not d.exists()]  # deepest first

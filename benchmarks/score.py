@@ -28,7 +28,7 @@ def regrade(records: list[dict[str, Any]], workers: int | None, progress: bool,
             graders: Sequence[str] | None = None) -> None:
     """Replace every record's labels of ``graders`` (default: graders_here()) in place, through the luffy_math
     pool; labels of other graders stay."""
-    from luffy_math import GradingPool
+    from luffy_math.workers import GradingPool
 
     graders = tuple(graders or graders_here())
     with GradingPool(workers=workers) as pool:

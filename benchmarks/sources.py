@@ -10,6 +10,7 @@ from benchmarks.problems import HarnessError, Problem
 from benchmarks.store import parse_jsonl
 from benchmarks.tasks import BENCHMARKS, BY_LUFFY_SOURCE
 from luffy_serve import arg_types
+from luffy_util.errors import first_line
 
 DATA_SUFFIXES = (".parquet", ".jsonl", ".json")
 
@@ -27,10 +28,6 @@ def data_file(text: str) -> Path:
         except Exception as e:  # pyarrow raises ArrowInvalid, OSError and others
             raise argparse.ArgumentTypeError(f"{text}: not a parquet file ({first_line(e)})") from None
     return path
-
-
-def first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
 
 
 def read_table(path: Path) -> list[dict[str, Any]]:

@@ -13,11 +13,11 @@ sees it, so Math-Verify's own multi-box handling (0.7.0 joined two ``\\boxed{840
 "luffy_exact" is the "luffy" pipeline run under math-verify 0.6.0 / latex2sympy2_extended 1.0.9 / sympy 1.13.3
 (LUFFY's pins), which label some answers otherwise than this package's versions: in an environment with
 those pins it is "luffy"; elsewhere it is graded in workers on that environment's interpreter
-(:mod:`luffy_math.pins`, :mod:`luffy_math.host`).
+(:mod:`luffy_math.pins`, :mod:`luffy_math.workers.host`).
 
 Math-Verify's SIGALRM timeouts are switched off (each ends with ``alarm(0)``, which would cancel an outer
 bound); bounds come from :mod:`luffy_math.deadline` and, in worker processes, from the kill in
-:mod:`luffy_math.pool`.
+:mod:`luffy_math.workers.pool`.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+from luffy_math.answer import as_boxed, boxed_answer, last_boxed
 from luffy_math.deadline import DeadlineExceeded, call_with_deadline
-from luffy_math.extraction import last_boxed
 from luffy_math.normalize import (
     is_plain_fraction,
     mathd_normalize,
@@ -41,7 +41,16 @@ from luffy_math.pins import exact_available, no_math_verify_alarms, under_luffy_
 from luffy_math.repeats import is_repetitive
 from luffy_math.safe_sympy import equal_under_sympy
 
-GradeMode = Literal["luffy", "math_verify", "luffy_exact"]
+# The grading modes, in report order (the harness records and reports them in this order).
+GradeMode = Literal["luffy", "luffy_exact", "math_verify"]
+MODES: tuple[str, ...] = get_args(GradeMode)
+MODE_NOTES = {
+    "luffy": "LUFFY's reported grader (OAT boxed grader)",
+    "luffy_exact": "LUFFY's grader under LUFFY's pinned libraries",
+    "math_verify": "Math-Verify",
+}
+# The modes that read only the last \boxed{} of a response.
+BOXED_MODES = ("luffy", "luffy_exact")
 
 
 class _OwnTimeoutsNotice(logging.Filter):
@@ -54,9 +63,6 @@ class _OwnTimeoutsNotice(logging.Filter):
 for _name in ("math_verify.parser", "math_verify.grader"):
     logging.getLogger(_name).addFilter(_OwnTimeoutsNotice())
 
-MODES: tuple[str, ...] = ("luffy", "math_verify", "luffy_exact")
-# The modes that read only the last \boxed{} of a response.
-BOXED_MODES = ("luffy", "luffy_exact")
 # LUFFY gives each Math-Verify call of its last step one second (wall clock there; CPU time here, so that
 # a busy machine does not turn right answers wrong).
 LUFFY_MATH_VERIFY_SECONDS = 1.0
@@ -209,7 +215,7 @@ def _remembered_luffy_match(given: str, gold: str) -> str | None:
 
 def _luffy_match(given: str, gold: str) -> str | None:
     if "\\boxed" in gold:
-        boxed_gold = last_boxed(gold, allow_fbox=False)
+        boxed_gold = boxed_answer(gold)
         if boxed_gold is None:
             return None
         gold = boxed_gold
@@ -225,7 +231,7 @@ def _luffy_match(given: str, gold: str) -> str | None:
 
 
 def _grade_luffy(response: str, golds: list[str]) -> Grade:
-    answer = last_boxed(response, allow_fbox=False)  # LUFFY does not read \fbox
+    answer = boxed_answer(response)  # LUFFY does not read \fbox
     if answer is None:
         return Grade(correct=False, extracted=None, decided_by="unformatted", formatted=False)
     for gold in golds:
@@ -271,7 +277,7 @@ def grading_key(response: str, gold: str | list[str], mode: str) -> tuple[str | 
     """Everything a label depends on: items with equal keys get equal Grades, so bulk grading grades each
     key once. In the "luffy" modes that is the last boxed answer (the rest of the response is never read); in
     "math_verify" mode, the whole response."""
-    answer = last_boxed(response, allow_fbox=False) if mode in BOXED_MODES else response
+    answer = boxed_answer(response) if mode in BOXED_MODES else response
     return answer, tuple(_golds(gold))
 
 
@@ -279,12 +285,13 @@ def grade(response: str, gold: str | list[str], mode: GradeMode = "luffy", timeo
     """Grade one response against a gold answer (or any of a list of them).
 
     The timeout (seconds; None for none) is a signal-based bound that works on the main thread only; for a
-    hard bound (and for threads) use :func:`luffy_math.grade_many` or :class:`luffy_math.GradingPool`.
-    Outside LUFFY's pinned environment "luffy_exact" is graded there, through grade_many's workers.
+    hard bound (and for threads) use :func:`luffy_math.workers.grade_many` or
+    :class:`luffy_math.workers.GradingPool`. Outside LUFFY's pinned environment "luffy_exact" is graded there,
+    through grade_many's workers (imported only then: the library itself starts no processes).
     """
     check_mode(mode)
     if mode == "luffy_exact" and not under_luffy_pins():
-        from luffy_math.pool import grade_many
+        from luffy_math.workers.bulk import grade_many
 
         return grade_many([(response, gold)], mode=mode, timeout=timeout or UNBOUNDED_SECONDS, progress=False)[0]
     golds = _golds(gold)
@@ -293,3 +300,9 @@ def grade(response: str, gold: str | list[str], mode: GradeMode = "luffy", timeo
         return call_with_deadline(timeout, impl, response, golds)
     except DeadlineExceeded:
         return timed_out_grade(response, mode)
+
+
+def grade_answer(answer: str, gold: str | list[str], mode: GradeMode = "luffy",
+                 timeout: float | None = 10.0) -> Grade:
+    """Grade a bare answer (``42``, not a response that boxes it): :func:`grade` of ``\\boxed{answer}``."""
+    return grade(as_boxed(answer), gold, mode=mode, timeout=timeout)

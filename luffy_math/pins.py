@@ -12,8 +12,9 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from luffy_util.versions import installed_versions
 
 PINS_FILE = Path(__file__).with_name("luffy_pins.txt")
 EXACT_PYTHON_ENV = "LUFFY_EXACT_PYTHON"
@@ -33,16 +34,6 @@ def luffy_pins() -> dict[str, str]:
             name, _, pinned = line.partition("==")
             pins[name.strip()] = pinned.strip()
     return pins
-
-
-def installed_versions(packages: list[str]) -> dict[str, str]:
-    found = {}
-    for package in packages:
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = "not installed"
-    return found
 
 
 @functools.cache

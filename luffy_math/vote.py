@@ -41,3 +41,12 @@ def majority_vote(answers: Sequence[str | None]) -> str | None:
         return None
     best = max(range(len(groups)), key=lambda i: (groups[i][2], -i))
     return groups[best][0]
+
+
+def exact_majority(answers: Sequence[str | None]) -> str | None:
+    """Exact-string majority (first seen wins ties; None answers do not vote), for a vote that ran out of time."""
+    counts: dict[str, int] = {}
+    for answer in answers:
+        if answer is not None:
+            counts[answer] = counts.get(answer, 0) + 1
+    return max(counts, key=counts.__getitem__) if counts else None

@@ -27,9 +27,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from luffy_math import GradingPool
-from luffy_math.host import GradingHostError
-from luffy_math.pool import exact_majority
+from luffy_math import as_boxed, exact_majority
+from luffy_math.workers import GradingPool
+from luffy_math.workers.host import GradingHostError
 
 from .errors import error_response, openai_error_body
 from .math_extras import MathExtras, mode_problem
@@ -39,9 +39,6 @@ logger = logging.getLogger("luffy_serve")
 ARRIVED = "luffy_arrived"  # scope["state"] key: when a /v1/grade request reached the app (time.monotonic())
 OPEN_PATHS = frozenset({"/health", "/ping"})  # load balancers and SageMaker probe these without a key
 DEMO = "/demo"
-# Gradio routes under the demo that Gradio itself serves without its login (the rest check it, and the login
-# page with its stylesheet must stay open): with an API key set they need the login cookie or the key.
-DEMO_UNGUARDED = (DEMO + "/gradio_api/heartbeat/", DEMO + "/gradio_api/startup-events")
 GRADE_NICE = 10  # CPU priority of the /v1/grade workers: below the engine's, so a flood does not slow it
 MAX_GRADE_CHARS = 200_000  # per response, answer or gold
 # Of a /v1/grade request's deadline, the share kept for sending the answer (at most RESPONSE_RESERVE_S): the
@@ -87,7 +84,7 @@ class GradeRequest(BaseModel):
     def texts(self) -> list[str]:
         if self.responses is not None:
             return self.responses
-        return [f"\\boxed{{{a}}}" for a in self.answers or []]
+        return [as_boxed(a) for a in self.answers or []]
 
 
 class GradeQueueFull(Exception):
@@ -133,21 +130,20 @@ class LuffyApp:
         self._grade_ids = itertools.count()
         self.inner: ASGIApp | None = None
         self.own = self._build_own_routes()
-        self._gradio = None  # the mounted Gradio app: its login tokens
+        self._demo = None  # app.demo.MountedDemo: its login, and the routes that login leaves open
 
     def attach(self, vllm_app: ASGIApp, split_text: bool = False) -> None:
         """``split_text``: split reasoning by text in the math layer (no vLLM reasoning parser)."""
         self.inner = MathExtras(vllm_app, self.pool, self.grade_timeout, split_text=split_text)
 
-    def mount_demo(self, demo, path: str = DEMO) -> None:
-        """Mount the Gradio demo; with an API key set, its page and its API ask for the key (Gradio's login:
-        any user name, the key as password)."""
-        import gradio as gr
-
-        auth = self._login if self._key_hashes else None
-        self.own = gr.mount_gradio_app(self.own, demo, path=path, auth=auth,
-                                       auth_message=DEMO_AUTH_MESSAGE if auth else None)
-        self._gradio = next(r.app for r in self.own.routes if getattr(r, "path", None) == path)
+    def attach_demo(self, mount, base_url: str, api_key: str | None, model: str | None, path: str = DEMO) -> None:
+        """Mount the demo with ``mount`` (``app.demo.mount``), its backend calling this server at ``base_url``
+        with ``api_key``. With an API key set, its page and its API ask for the key (Gradio's login: any user
+        name, the key as password), and the routes that login leaves open are guarded here."""
+        login = self._login if self._key_hashes else None
+        self._demo = mount(self.own, base_url, api_key=api_key, model=model, path=path, login=login,
+                           login_message=DEMO_AUTH_MESSAGE)
+        self.own = self._demo.routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -163,7 +159,8 @@ class LuffyApp:
             return
         send = _openai_errors(send, keep_detail=in_demo)
         try:
-            if in_demo and path.startswith(DEMO_UNGUARDED) and not (self._authorized(scope) or self._logged_in(scope)):
+            if (in_demo and self._demo is not None and path.startswith(self._demo.unguarded)
+                    and not (self._authorized(scope) or self._demo.logged_in(Request(scope).cookies))):
                 await error_response(401, "Sign in to the demo first.", "AuthenticationError")(scope, receive, send)
                 return
             if not (in_demo or path in self.open_paths or self._authorized(scope)):
@@ -234,16 +231,6 @@ class LuffyApp:
     def _key_matches(self, key: str) -> bool:
         digest = hashlib.sha256(key.encode()).digest()
         return any(hmac.compare_digest(digest, h) for h in self._key_hashes)
-
-    def _logged_in(self, scope: Scope) -> bool:
-        """Whether the request carries a login cookie of the demo's Gradio app (what its own routes check)."""
-        if self._gradio is None:
-            return False
-        cookies = Request(scope).cookies
-        cookie_id = getattr(self._gradio, "cookie_id", "")
-        tokens = getattr(self._gradio, "tokens", {})
-        return any(cookies.get(f"{name}-{cookie_id}") in tokens
-                   for name in ("access-token", "access-token-unsecure"))
 
     def _login(self, _user: str, password: str) -> bool:
         return self._key_matches(password)

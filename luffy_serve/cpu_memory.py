@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from luffy_math.pool import WORKER_MEMORY_BYTES
+from luffy_math.workers.pool import WORKER_MEMORY_BYTES
 
 logger = logging.getLogger("luffy_serve")
 
@@ -58,9 +58,9 @@ def kv_cache_is_sized(args) -> bool:
 def share_beside(math_workers: int) -> float | None:
     """For an engine started in code beside ``math_workers`` grading workers (the harness's): the share to pass
     on CPU, or None where vLLM's own sizing applies (a GPU, or VLLM_CPU_KVCACHE_SPACE set)."""
-    from vllm.platforms import current_platform
+    from .vllm_compat import on_cpu
 
-    if not current_platform.is_cpu() or os.environ.get("VLLM_CPU_KVCACHE_SPACE", "0") not in ("", "0"):
+    if not on_cpu() or os.environ.get("VLLM_CPU_KVCACHE_SPACE", "0") not in ("", "0"):
         return None
     return engine_share(usable_bytes(), physical_bytes(), math_workers)
 

@@ -6,8 +6,9 @@ this layer only adds fields that the official ``openai`` client tolerates:
 - ``reasoning_content`` beside vLLM's ``reasoning`` (messages and stream deltas), the deepseek_r1 shape;
   with ``split_text`` (a tokenizer without single ``<think>``/``</think>`` tokens, so no vLLM parser) the
   layer splits the text itself (luffy_math.thinking), and the response has the same fields;
-- per choice, ``answer``: the last ``\\boxed{}`` of the graded text, or null; the graded text is LUFFY's:
-  what follows the first ``</think>``, or the whole output when the thought never closed;
+- per choice, ``answer``: the last ``\\boxed{}`` of the graded text (``\\fbox`` is not read), or null: the
+  answer the "luffy" grade reads; the graded text is LUFFY's: what follows the first ``</think>``, or the
+  whole output when the thought never closed (luffy_math.answer);
 - with ``n > 1``, top-level ``majority_answer`` (equivalence-aware vote) and ``majority_reason`` (null, or
   why the majority is null: ``no_answer``, ``timed_out``);
 - when the request carries ``gold`` (str or list), per choice ``grade`` (luffy_math's Grade as a dict),
@@ -27,9 +28,10 @@ from typing import Any
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from luffy_math import MODES, GradingPool, available_modes, extract_answer, split_reasoning
+from luffy_math import MODES, answer_part, answer_part_parsed, available_modes, boxed_answer
 from luffy_math.grader import crashed_grade, timed_out_grade
 from luffy_math.thinking import StreamSplit, split_response
+from luffy_math.workers import GradingPool
 
 from .errors import error_response
 
@@ -38,11 +40,6 @@ COMPLETIONS = "/v1/completions"
 # msgspec (a vLLM dependency) parses the per-token SSE chunks several times faster than json.
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
-
-
-def graded_text(text: str) -> str:
-    """What LUFFY grades: the text after the first ``</think>``, or all of it when the thought never closed."""
-    return split_reasoning(text)[1]
 
 
 def mode_problem(field: str, mode: object) -> str | None:
@@ -171,18 +168,17 @@ def _set_reasoning(fields: dict[str, Any], reasoning: str | None) -> None:
 def _choice_text(choice: dict[str, Any], is_chat: bool, split_text: bool) -> str:
     """The text to grade of one non-stream choice (its message is split or aliased in place)."""
     if not is_chat:
-        return graded_text(choice.get("text") or "")
+        return answer_part(choice.get("text") or "")
     message = choice.get("message") or {}
     if split_text:
         whole = message.get("content") or ""
         reasoning, message["content"] = split_response(whole)
         _set_reasoning(message, reasoning)
-        return graded_text(whole)
+        return answer_part(whole)
     if "reasoning" in message:
         _set_reasoning(message, message["reasoning"])
-    content = message.get("content")
     # The parser leaves content null when the thought never closed: LUFFY then grades the whole output.
-    return content if content is not None else (message.get("reasoning") or "")
+    return answer_part_parsed(message.get("reasoning"), message.get("content"))
 
 
 class _JsonRewriter:
@@ -224,7 +220,7 @@ class _JsonRewriter:
         texts, answers = [], []
         for choice in choices:
             text = _choice_text(choice, self.is_chat, self.extras.split_text)
-            choice["answer"] = extract_answer(text)
+            choice["answer"] = boxed_answer(text)
             texts.append(text)
             answers.append(choice["answer"])
         if self.request.gold is not None:
@@ -403,10 +399,10 @@ class _StreamRewriter:
                 _set_reasoning(delta, (delta.get("reasoning") or "") + held)
         if self.is_chat and not self.split_text:
             # With vLLM's parser the content is what follows </think>; an unclosed thought is graded whole.
-            text = text if text else "".join(self.reasoning.get(index, []))
+            text = answer_part_parsed("".join(self.reasoning.get(index, [])), text)
         else:
-            text = graded_text(text)
-        answer = extract_answer(text)
+            text = answer_part(text)
+        answer = boxed_answer(text)
         self.answers[index] = answer
         choice["answer"] = answer
         return text

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from luffy_util.errors import first_line
+
 AUTO = "auto"  # luffy-serve's default for --reasoning-parser
 PARSER = "deepseek_r1"
 THINK_TOKENS = ("<think>", "</think>")
@@ -50,8 +52,7 @@ def choose_split(args: argparse.Namespace, tokenizer) -> bool:
         try:
             ReasoningParserManager.get_reasoning_parser(requested)(tokenizer)
         except Exception as exc:  # unknown name, or the parser cannot find its tokens
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ReasoningSetupError(
-                f"--reasoning-parser {requested} cannot work with the tokenizer of '{args.model}': {reason} "
+                f"--reasoning-parser {requested} cannot work with the tokenizer of '{args.model}': {first_line(exc)} "
                 f"(leave the flag out to let luffy-serve pick a split that fits this tokenizer)") from None
     return False

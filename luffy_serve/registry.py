@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 class Checkpoint:
     name: str
     hub_id: str
-    base: str
     # Used when a request leaves them out (vLLM's --override-generation-config keys).
     sampling: dict[str, float | int] = field(default_factory=lambda: {"temperature": 0.6, "max_new_tokens": 8192})
 
@@ -21,11 +20,11 @@ class Checkpoint:
 CHECKPOINTS: dict[str, Checkpoint] = {
     c.name: c
     for c in [
-        Checkpoint("luffy-qwen-math-1.5b-zero", "Elliott/LUFFY-Qwen-Math-1.5B-Zero", "Qwen2.5-Math-1.5B"),
-        Checkpoint("luffy-qwen-math-7b-zero", "Elliott/LUFFY-Qwen-Math-7B-Zero", "Qwen2.5-Math-7B"),
-        Checkpoint("luffy-qwen-math-7b-sft", "Elliott/Qwen2.5-Math-7B-SFT", "Qwen2.5-Math-7B"),
-        Checkpoint("luffy-qwen-math-7b-sft-rl", "Elliott/Qwen2.5-Math-7B-SFT-RL", "Qwen2.5-Math-7B"),
-        Checkpoint("luffy-qwen-instruct-7b", "Elliott/LUFFY-Qwen-Instruct-7B", "Qwen2.5-7B-Instruct"),
+        Checkpoint("luffy-qwen-math-1.5b-zero", "Elliott/LUFFY-Qwen-Math-1.5B-Zero"),
+        Checkpoint("luffy-qwen-math-7b-zero", "Elliott/LUFFY-Qwen-Math-7B-Zero"),
+        Checkpoint("luffy-qwen-math-7b-sft", "Elliott/Qwen2.5-Math-7B-SFT"),
+        Checkpoint("luffy-qwen-math-7b-sft-rl", "Elliott/Qwen2.5-Math-7B-SFT-RL"),
+        Checkpoint("luffy-qwen-instruct-7b", "Elliott/LUFFY-Qwen-Instruct-7B"),
     ]
 }
 

@@ -24,8 +24,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import hashlib
 import json
 import math
+import os
 import random
 from pathlib import Path
 
@@ -192,6 +194,31 @@ def build(out_dir: str | Path, teach_steps: int = 200, seed: int = 0, vocab_size
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     _write_template_file(out)
+    return out
+
+
+CACHE_NAMES = {"tiny": "tiny-model", "qwen": "qwen-vocab-model"}  # vocab -> the cached checkpoint's name
+
+
+def cached(cache_dir: str | Path, vocab: str = "tiny", log=None) -> Path:
+    """The checkpoint of ``vocab`` under ``cache_dir``, built there once (default settings) and kept.
+
+    Its key is this file's source hash and the transformers version (a changed builder builds anew); parallel
+    processes wait on a lock for one build instead of racing. ``log``: called with a line before a build.
+    """
+    import transformers
+    from filelock import FileLock
+
+    digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    out = Path(cache_dir) / f"{CACHE_NAMES[vocab]}-{digest}-tf{transformers.__version__}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out) + ".lock"):
+        if not (out / "model.safetensors").exists():
+            if log is not None:
+                log(f"building the tiny checkpoint in {out} (once; a minute or more on a small CPU)")
+            tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+            build(tmp, vocab=vocab)
+            tmp.rename(out)
     return out
 
 

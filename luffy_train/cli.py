@@ -10,6 +10,7 @@ from pathlib import Path
 from luffy_serve import arg_types
 from luffy_train.config import ConfigError, available, compose, to_yaml
 from luffy_train.data import HUB_DATASET, DataError, load_frame, prepare, validate
+from luffy_train.verl_support import check_config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,11 +77,12 @@ def main(argv: list[str] | None = None) -> int:
                                  max_rows=args.max_rows, drop_bad=args.drop_bad)
             print(f"wrote {kept} rows ({read - kept if args.drop_bad else 0} dropped) to {args.out}")
             return 0
-        cfg = compose(args.config, args.overrides)
+        cfg = compose(args.config, args.overrides, engine=args.engine)
         _check_before_loading(cfg, args.engine)
         if args.engine == "verl" and cfg.trainer.device == "cpu":
             os.environ.setdefault("VERL_PLATFORM", "cpu")  # before verl is imported: it picks a platform once
         if args.dry_run:
+            check_config(cfg)  # the verl this runs on, before verl_integration imports main_ppo_v0
             print(to_yaml(cfg))
             from luffy_train.verl_integration import validate as verl_validate
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from luffy_serve import arg_types
+from luffy_train import recipe
+from luffy_util.errors import first_line
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 # Entries that must hold a number of the right kind (the flags' own rules, luffy_serve.arg_types);
@@ -53,8 +55,9 @@ def available() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem != "luffy_base")
 
 
-def compose(name: str, overrides: list[str] | None = None) -> DictConfig:
-    """Compose config ``name`` with Hydra-style ``overrides`` (``a.b=c``, ``+new.key=v``)."""
+def compose(name: str, overrides: list[str] | None = None, engine: str = "verl") -> DictConfig:
+    """Compose config ``name`` with Hydra-style ``overrides`` (``a.b=c``, ``+new.key=v``), checked for ``engine``
+    (verl or local)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -68,10 +71,10 @@ def compose(name: str, overrides: list[str] | None = None) -> DictConfig:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
             cfg = hydra_compose(config_name=name, overrides=[verl_searchpath(), *(overrides or [])])
     except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(f"bad override for config {name!r}: {str(err).splitlines()[0]}") from err
+        raise ConfigError(f"bad override for config {name!r}: {first_line(err)}") from err
     finally:
         GlobalHydra.instance().clear()
-    check(cfg)
+    check(cfg, engine)
     return cfg
 
 
@@ -90,21 +93,28 @@ def check_values(cfg: DictConfig) -> None:
         raise ConfigError(f"luffy.local.device must be auto, cpu, cuda or cuda:N, got {device!r}")
 
 
-def check(cfg: DictConfig) -> None:
-    """Reject values and combinations LUFFY's design does not support, before anything starts."""
+def check(cfg: DictConfig, engine: str = "verl") -> None:
+    """Reject values and combinations LUFFY's design does not support, before anything starts; for the verl
+    engine, also a verl this integration does not run on (``verl_support``)."""
     check_values(cfg)
+    if engine == "verl":
+        from luffy_train.verl_support import check_config
+
+        check_config(cfg)
     luffy = cfg.luffy
     n = cfg.actor_rollout_ref.rollout.n
-    if luffy.algorithm not in ("luffy", "grpo", "rl_sft", "sft"):
-        raise ConfigError(f"luffy.algorithm must be luffy, grpo, rl_sft or sft, got {luffy.algorithm!r}")
+    if luffy.algorithm not in recipe.ALGORITHMS:
+        raise ConfigError(f"luffy.algorithm must be one of {', '.join(recipe.ALGORITHMS)}, got {luffy.algorithm!r}")
     if not 0 <= luffy.n_off_policy <= n:
         raise ConfigError(f"luffy.n_off_policy={luffy.n_off_policy} must be between 0 and rollout.n={n}")
-    if luffy.advantage not in ("grpo", "grpo_split"):
+    if luffy.advantage not in recipe.ADVANTAGES:
         raise ConfigError(f"luffy.advantage must be grpo or grpo_split, got {luffy.advantage!r}")
     if luffy.advantage == "grpo_split" and luffy.n_off_policy >= n:
         raise ConfigError("grpo_split needs at least one on-policy rollout per prompt (n_off_policy < rollout.n)")
-    if luffy.algorithm == "sft" and luffy.n_off_policy != n:
-        raise ConfigError("sft trains on demonstrations only: set luffy.n_off_policy equal to rollout.n")
+    problems = recipe.algorithm_problems(luffy, n)
+    if problems:
+        raise ConfigError(f"luffy.algorithm={luffy.algorithm} ({recipe.ALGORITHMS[luffy.algorithm].summary}) "
+                          f"needs {'; '.join(problems)}")
     if cfg.actor_rollout_ref.rollout.calculate_log_probs and luffy.n_off_policy > 0:
         raise ConfigError("rollout.calculate_log_probs must be false: demonstrations have no rollout log-probs")
     from luffy_train.reward import RewardGraderMissing, grader_python

@@ -1,70 +1,23 @@
-"""LUFFY's algorithm in plain torch: off-policy mixing, mixed-group advantages and the shaped policy loss.
+"""LUFFY's algorithm in plain torch: the per-token off-policy mask, mixed-group advantages and the shaped loss.
 
 No verl import here: the verl worker loss and the local engine both call these functions, so the
-algorithm is written (and tested) once. Shapes: ``[batch, response_len]`` for per-token tensors.
+algorithm is written (and tested) once. The loss knobs (``LossConfig``) and the choices both engines make
+from the config live in ``recipe``. Shapes: ``[batch, response_len]`` for per-token tensors.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
 
-import numpy as np
 import torch
 
-# Reshape functions f(p) for off-policy tokens (p = current token probability, behaviour policy taken as 1).
-OFF_POLICY_RESHAPES = ("no_reshape", "logp", "p_logp", "square_root", "pow", "p_div_p_0.1", "p_div_p_0.3",
-                       "p_div_p_0.5")
-# Reshape functions for the on-policy importance ratio r = exp(logp - old_logp).
-ON_POLICY_RESHAPES = ("no_reshape", "logp", "p_logp", "square_root", "pow", "p_div_p_0.1", "p_div_p_0.5")
+from luffy_train.recipe import LossConfig
 
-OffPolicyLoss = Literal["shaped", "sft", "none"]
-
-
-@dataclass
-class LossConfig:
-    """The loss knobs LUFFY's scripts turn; the defaults are LUFFY's released setting."""
-
-    off_policy_reshape: str = "p_div_p_0.1"
-    on_policy_reshape: str = "no_reshape"
-    reshape_weight: float = 1.0  # the weight of logp in "logp"/"p_logp"
-    reshape_pow_exp: float = 0.5  # the exponent in "pow"
-    # "shaped": LUFFY (-A f(p) on off-policy tokens); "sft": RL with an SFT loss (NLL on off-policy
-    # samples, policy gradient on on-policy ones); "none": off-policy tokens get no loss.
-    off_policy_loss: OffPolicyLoss = "shaped"
-    sft_loss_coef: float = 1.0
-    clip_on_policy: bool = False  # LUFFY removes the PPO clip; on-policy GRPO keeps it
-    clip_ratio: float = 0.2
-    # Token-sum divided by this constant (LUFFY: the padded response length, 8192). None: token mean.
-    loss_normalizer: int | None = 8192
-    entropy_coeff: float = 0.001
-
-    def __post_init__(self) -> None:
-        if self.off_policy_reshape not in OFF_POLICY_RESHAPES:
-            raise ValueError(f"off_policy_reshape must be one of {OFF_POLICY_RESHAPES}, got {self.off_policy_reshape!r}")
-        if self.on_policy_reshape not in ON_POLICY_RESHAPES:
-            raise ValueError(f"on_policy_reshape must be one of {ON_POLICY_RESHAPES}, got {self.on_policy_reshape!r}")
-        if self.off_policy_loss not in ("shaped", "sft", "none"):
-            raise ValueError(f"off_policy_loss must be shaped, sft or none, got {self.off_policy_loss!r}")
-
+__all__ = ["LossConfig", "group_advantages", "luffy_loss", "off_policy_weight", "on_policy_ratio",
+           "prefix_mask_from_rows", "token_advantages"]
 
 # ----------------------------------------------------------------------------------------------------------
-# Off-policy mixing
-
-
-def off_policy_copies(group_ids: Sequence[object], n_off_policy: int) -> np.ndarray:
-    """Which rows are demonstrations: the first ``n_off_policy`` rows of each group, as LUFFY's rollout does.
-
-    ``group_ids`` holds one id per row (rows of one prompt share it, in any order); returns a bool array.
-    """
-    seen: dict[object, int] = {}
-    out = np.zeros(len(group_ids), dtype=bool)
-    for i, gid in enumerate(group_ids):
-        k = seen.get(gid, 0)
-        out[i] = k < n_off_policy
-        seen[gid] = k + 1
-    return out
+# Off-policy mixing (which rows are demonstrations: recipe.off_policy_copies)
 
 
 def prefix_mask_from_rows(is_off_policy: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """The single-process engine: LUFFY's core on a transformers model, HF generation and AdamW.
 
 For tiny models on the CPU or one GPU (verl needs GPUs and Ray). Each step: sample prompts, put the
-demonstration in the first ``n_off_policy`` slots of each group and generate the rest, score with the
-LUFFY reward, compute group advantages, then one optimizer step per mini-batch with ``core.luffy_loss``.
+demonstration in the first ``n_off_policy`` slots of each group and generate the rest (``rollout``), score
+them with the LUFFY reward (``reward.score``), pad them into a ``Batch`` (``collate``, which scores nothing), compute
+group advantages (``recipe.row_advantages``), then one optimizer step per mini-batch with ``core.luffy_loss``.
 It writes metrics JSONL, a reward/loss plot and an HF checkpoint luffy-serve loads.
 """
 
@@ -13,17 +14,27 @@ import os
 import random
 import shutil
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from luffy_train import core
+from luffy_train import core, recipe, reward
 from luffy_train.data import Example, read_examples
-from luffy_train.reward import THINK_OPEN, luffy_reward
+
+
+class Row(NamedTuple):
+    """One sample before padding: its group (prompt index), prompt tokens, response tokens, and whether the
+    response is the demonstration."""
+
+    group: int
+    prompt: list[int]
+    response: list[int]
+    off_policy: bool
 
 
 @dataclass
@@ -35,9 +46,8 @@ class Batch:
     response_mask: torch.Tensor  # [B, R]
     is_off_policy: torch.Tensor  # [B] bool
     group_ids: list[int]
-    rewards: torch.Tensor  # [B]
+    rewards: torch.Tensor  # [B] float32; NaN for rows nothing scored (collate without rewards)
     prompt_len: int
-    texts: list[str] = field(default_factory=list)
 
     @property
     def prefix_mask(self) -> torch.Tensor:
@@ -46,7 +56,33 @@ class Batch:
     def select(self, rows: list[int]) -> Batch:
         return Batch(self.input_ids[rows], self.attention_mask[rows], self.response_mask[rows],
                      self.is_off_policy[rows], [self.group_ids[i] for i in rows], self.rewards[rows],
-                     self.prompt_len, [self.texts[i] for i in rows] if self.texts else [])
+                     self.prompt_len)
+
+    def response_ids(self, row: int) -> list[int]:
+        """Row ``row``'s response tokens, without padding."""
+        return self.input_ids[row, self.prompt_len:][self.response_mask[row].to(torch.bool)].tolist()
+
+
+def collate(rows: Sequence[Row], pad_id: int, device: str | torch.device = "cpu",
+            rewards: Sequence[float] | None = None) -> Batch:
+    """Pad ``rows`` into a Batch (prompts left-, responses right-padded). It scores nothing: ``rewards`` (one per
+    row) are put in as given, and without them the batch's rewards are NaN."""
+    p_len = max(len(r.prompt) for r in rows)
+    r_len = max(1, max(len(r.response) for r in rows))
+    input_ids, attn, resp_mask = [], [], []
+    for _, p, resp, _ in rows:
+        input_ids.append([pad_id] * (p_len - len(p)) + p + resp + [pad_id] * (r_len - len(resp)))
+        attn.append([0] * (p_len - len(p)) + [1] * (len(p) + len(resp)) + [0] * (r_len - len(resp)))
+        resp_mask.append([1] * len(resp) + [0] * (r_len - len(resp)))
+    if rewards is None:
+        scores = torch.full((len(rows),), float("nan"))
+    else:
+        if len(rewards) != len(rows):
+            raise ValueError(f"collate got {len(rewards)} rewards for {len(rows)} rows")
+        scores = torch.tensor(list(rewards), dtype=torch.float32)
+    return Batch(torch.tensor(input_ids, device=device), torch.tensor(attn, device=device),
+                 torch.tensor(resp_mask, device=device), torch.tensor([r.off_policy for r in rows], device=device),
+                 [r.group for r in rows], scores, p_len)
 
 
 @dataclass
@@ -72,14 +108,13 @@ class LocalSettings:
     save_every: int
     device: str
     seed: int
-    sft_only: bool
-    loss: core.LossConfig
+    loss: recipe.LossConfig
     reward_grader: str = "exact"
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> LocalSettings:
         luffy, actor = cfg.luffy, cfg.actor_rollout_ref.actor
-        loss = core.LossConfig(**OmegaConf.to_container(luffy.loss, resolve=True))
+        loss = recipe.loss_config(luffy)
         device = luffy.local.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -92,7 +127,7 @@ class LocalSettings:
             max_response_length=cfg.data.max_response_length,
             temperature=cfg.actor_rollout_ref.rollout.temperature, lr=actor.optim.lr, grad_clip=actor.grad_clip,
             epochs=cfg.trainer.total_epochs, max_steps=luffy.local.max_steps, save_every=luffy.local.save_every,
-            device=device, seed=luffy.local.seed, sft_only=luffy.algorithm == "sft", loss=loss,
+            device=device, seed=luffy.local.seed, loss=loss,
             reward_grader=str(luffy.reward_grader))
 
 
@@ -113,11 +148,9 @@ def prompt_ids(tokenizer: Any, example: Example) -> list[int]:
 
 
 def demonstration_ids(tokenizer: Any, example: Example, prompt_text: str, max_len: int) -> list[int]:
-    """The demonstration's tokens + EOS, as LUFFY feeds them: a ``<think>\\n`` the prompt already opened is
-    dropped from the trace, and the result is cut at ``max_len``."""
-    text = example.demonstration or ""
-    if prompt_text.endswith(THINK_OPEN) and text.startswith(THINK_OPEN):
-        text = text[len(THINK_OPEN):]
+    """The demonstration's tokens + EOS, as LUFFY feeds them (``recipe.demonstration_text``: a ``<think>\\n`` the
+    prompt already opened is dropped from the trace), cut at ``max_len``."""
+    text = recipe.demonstration_text(example.demonstration or "", prompt_text)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     return ids[:max_len]
 
@@ -194,39 +227,28 @@ class LocalTrainer:
                                       eos_token_id=eos, pad_token_id=pad)
             self.model.train()
             generated = [row[width:].tolist() for row in out]
-        rows: list[tuple[int, list[int], list[int], bool]] = []  # (group, prompt, response, off-policy)
+        rows: list[Row] = []
         for g, (ex, p) in enumerate(zip(examples, prompts, strict=True)):
             prompt_text = tok.decode(p)
             for _ in range(s.n_off_policy):
-                rows.append((g, p, demonstration_ids(tok, ex, prompt_text, s.max_response_length), True))
+                rows.append(Row(g, p, demonstration_ids(tok, ex, prompt_text, s.max_response_length), True))
             for k in range(n_on):
                 resp = generated[g * n_on + k]
-                rows.append((g, p, resp[:_valid_length(resp, eos, pad)], False))
-        return self._pad(rows, [ex.gold for ex in examples])
+                rows.append(Row(g, p, resp[:_valid_length(resp, eos, pad)], False))
+        # LUFFY's reward reads the decoded text with special tokens kept (its trainer's own decode).
+        texts = [tok.decode(r.response, skip_special_tokens=False) for r in rows]
+        rewards = reward.score(texts, [examples[r.group].gold for r in rows], grader=s.reward_grader)
+        return collate(rows, pad, s.device, rewards)
 
-    def _pad(self, rows: list[tuple[int, list[int], list[int], bool]], golds: list[str]) -> Batch:
-        tok = self.tokenizer
-        pad = tok.pad_token_id
-        p_len = max(len(r[1]) for r in rows)
-        r_len = max(1, max(len(r[2]) for r in rows))
-        input_ids, attn, resp_mask, texts, rewards = [], [], [], [], []
-        for _, p, resp, _ in rows:
-            input_ids.append([pad] * (p_len - len(p)) + p + resp + [pad] * (r_len - len(resp)))
-            attn.append([0] * (p_len - len(p)) + [1] * (len(p) + len(resp)) + [0] * (r_len - len(resp)))
-            resp_mask.append([1] * len(resp) + [0] * (r_len - len(resp)))
-            text = tok.decode(resp, skip_special_tokens=False)
-            texts.append(text)
-        for (g, _, _, _), text in zip(rows, texts, strict=True):
-            rewards.append(luffy_reward(text, golds[g], grader=self.s.reward_grader))
-        dev = self.s.device
-        return Batch(torch.tensor(input_ids, device=dev), torch.tensor(attn, device=dev),
-                     torch.tensor(resp_mask, device=dev), torch.tensor([r[3] for r in rows], device=dev),
-                     [r[0] for r in rows], torch.tensor(rewards, dtype=torch.float32), p_len, texts)
+    def response_texts(self, batch: Batch) -> list[str]:
+        """Each row's response as the reward read it (decoded with special tokens)."""
+        return [self.tokenizer.decode(batch.response_ids(i), skip_special_tokens=False)
+                for i in range(len(batch.group_ids))]
 
     # -- update ---------------------------------------------------------------------------------------
     def advantages(self, batch: Batch) -> torch.Tensor:
-        row_adv = core.group_advantages(batch.rewards, batch.group_ids, is_off_policy=batch.is_off_policy,
-                                        split=self.s.advantage == "grpo_split", use_std=self.s.use_std)
+        row_adv = recipe.row_advantages(batch.rewards, batch.group_ids, batch.is_off_policy,
+                                        advantage=self.s.advantage, use_std=self.s.use_std)
         return core.token_advantages(row_adv.to(self.s.device), batch.response_mask)
 
     def update(self, batch: Batch) -> dict[str, float]:
@@ -257,9 +279,9 @@ class LocalTrainer:
         rows = []
         for g, ex in enumerate(examples):
             p = prompt_ids(self.tokenizer, ex)
-            rows.append((g, p, demonstration_ids(self.tokenizer, ex, self.tokenizer.decode(p),
-                                                 self.s.max_response_length), True))
-        batch = self._pad(rows, [ex.gold for ex in examples])
+            rows.append(Row(g, p, demonstration_ids(self.tokenizer, ex, self.tokenizer.decode(p),
+                                                    self.s.max_response_length), True))
+        batch = collate(rows, self.tokenizer.pad_token_id, self.s.device)  # log-probs only: nothing scored
         log_probs, _ = sequence_log_probs(self.model, batch, with_entropy=False)
         mask = batch.response_mask.float()
         return float((log_probs * mask).sum() / mask.sum())

@@ -6,7 +6,8 @@
   ``luffy.n_off_policy`` of each uid), since an agent loop is not told its copy index.
 
 This module is the ``verl.plugins`` entry point: verl imports it in every process (Ray workers
-included), which registers the agent loop by name before any batch is generated. Keep it light.
+included), which registers the agent loop by name before any batch is generated. Keep it light: it imports
+``recipe``, not ``reward`` or luffy_math (tests/train/test_verl_imports.py checks it).
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from verl.experimental.agent_loop.agent_loop import (
 from verl.experimental.agent_loop.agent_loop import register as register_agent_loop
 from verl.utils.ray_utils import auto_await
 
-from luffy_train import core
-from luffy_train.reward import THINK_OPEN
+from luffy_train import recipe
 
 DEMONSTRATION_LOOP = "luffy_demonstration"
 
@@ -44,8 +44,7 @@ class LuffyDemonstrationLoop(AgentLoopBase):
             raise ValueError("luffy_demonstration needs a 'target' column (the demonstration) in the training data")
         text = target[0]["content"]
         prompt_ids = await self.ct_build_initial_tokens(list(kwargs["raw_prompt"]))
-        if self.tokenizer.decode(prompt_ids).endswith(THINK_OPEN) and text.startswith(THINK_OPEN):
-            text = text[len(THINK_OPEN):]  # the chat template already opened the think block
+        text = recipe.demonstration_text(text, self.tokenizer.decode(prompt_ids))
         response_ids = self.tokenizer.encode(text, add_special_tokens=False) + [self.tokenizer.eos_token_id]
         response_ids = response_ids[: self.rollout_config.response_length]
         return AgentLoopOutput(
@@ -57,7 +56,7 @@ class LuffyDemonstrationLoop(AgentLoopBase):
 
 def assign_agent_loops(batch: DataProto, n_off_policy: int, default_loop: str) -> np.ndarray:
     """Tag the first ``n_off_policy`` copies of each uid with the demonstration loop (in place)."""
-    off = core.off_policy_copies(list(batch.non_tensor_batch["uid"]), n_off_policy)
+    off = np.array(recipe.off_policy_copies(list(batch.non_tensor_batch["uid"]), n_off_policy), dtype=bool)
     names = np.array([DEMONSTRATION_LOOP if o else default_loop for o in off], dtype=object)
     batch.non_tensor_batch["agent_name"] = names
     return off

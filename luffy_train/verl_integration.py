@@ -3,11 +3,13 @@
 - ``verl_agent_loop``: the rollout side (the demonstration agent loop and the manager choosing its copies).
 - ``luffy_worker_loss``: the actor loss, set on the workers with ``set_loss_fn``; unlike a registered
   policy loss it receives the whole batch, ``prefix_mask`` included.
-- ``LuffyRayTrainer`` / ``LuffyTaskRunner``: install that loss, add ``prefix_mask`` (and grpo_split
-  advantages when asked) before each actor update, log on/off-policy scores; launched with ``run_ppo``.
+- ``LuffyRayTrainer`` / ``LuffyTaskRunner``: install that loss, add ``prefix_mask`` and set the advantages
+  before each actor update, log on/off-policy scores; launched with ``run_ppo``.
 
-Advantages use verl's built-in ``grpo`` with ``norm_adv_by_std_in_grpo=False`` (LUFFY's r - mean(group)),
-and the reward is ``luffy_train.reward.compute_score`` (``reward.custom_reward_function``).
+verl's built-in ``grpo`` estimator runs (``norm_adv_by_std_in_grpo=False``: LUFFY's r - mean(group)), and its
+output is then replaced by ``recipe.row_advantages``, the local engine's, so that ``luffy.advantage`` and
+``luffy.use_std`` mean the same on both engines. The reward is ``luffy_train.reward.compute_score``
+(``reward.custom_reward_function``). Runs on verl 0.9.x's legacy trainer only (``verl_support`` guards it).
 """
 
 from __future__ import annotations
@@ -26,16 +28,11 @@ from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 from verl.utils.metric import AggregationType, Metric
 from verl.workers.utils.padding import no_padding_2_padding
 
-from luffy_train import core, verl_agent_loop
+from luffy_train import core, recipe, verl_agent_loop
 from luffy_train.config import ConfigError
 
 # Importing verl_agent_loop registers the demonstration agent loop in this process too.
 assert verl_agent_loop.DEMONSTRATION_LOOP
-
-
-def loss_config(cfg: DictConfig) -> core.LossConfig:
-    """The core's LossConfig from a composed run config."""
-    return core.LossConfig(**OmegaConf.to_container(cfg.luffy.loss, resolve=True))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -43,7 +40,7 @@ def loss_config(cfg: DictConfig) -> core.LossConfig:
 
 
 def luffy_worker_loss(model_output: dict[str, torch.Tensor], data: TensorDict, dp_group: Any = None, *,
-                      loss_config: core.LossConfig) -> tuple[torch.Tensor, dict[str, Any]]:
+                      loss_config: recipe.LossConfig) -> tuple[torch.Tensor, dict[str, Any]]:
     """verl worker loss (``set_loss_fn``): ``core.luffy_loss`` on one micro-batch.
 
     Gradients are not rescaled by the data-parallel size: FSDP averages them over ranks, which is how
@@ -65,16 +62,16 @@ def luffy_worker_loss(model_output: dict[str, torch.Tensor], data: TensorDict, d
 
 
 def add_luffy_fields(batch: DataProto, cfg: DictConfig) -> dict[str, float]:
-    """Add ``prefix_mask`` (and grpo_split advantages) to a scored batch; returns on/off-policy metrics."""
+    """Add ``prefix_mask`` to a scored batch and set its advantages as the local engine does
+    (``recipe.row_advantages``: grpo or grpo_split, ``luffy.use_std``); returns on/off-policy metrics."""
     response_mask = batch.batch["response_mask"]
     tags = batch.non_tensor_batch.get("is_off_policy")
     is_off = torch.tensor([bool(t) for t in tags] if tags is not None else [False] * len(batch), dtype=torch.bool)
     batch.batch["prefix_mask"] = core.prefix_mask_from_rows(is_off, response_mask)
     scores = batch.batch["token_level_rewards"].sum(-1)
-    if cfg.luffy.advantage == "grpo_split":
-        row_adv = core.group_advantages(scores, list(batch.non_tensor_batch["uid"]), is_off_policy=is_off,
-                                        split=True, use_std=cfg.luffy.use_std)
-        batch.batch["advantages"] = core.token_advantages(row_adv, response_mask).to(batch.batch["advantages"].dtype)
+    row_adv = recipe.row_advantages(scores, list(batch.non_tensor_batch["uid"]), is_off, advantage=cfg.luffy.advantage,
+                                    use_std=cfg.luffy.use_std)
+    batch.batch["advantages"] = core.token_advantages(row_adv, response_mask).to(batch.batch["advantages"].dtype)
     metrics = {"luffy/off_policy_fraction": float(is_off.float().mean())}
     if is_off.any():
         metrics["luffy/off_policy_score"] = float(scores[is_off].mean())
@@ -105,7 +102,7 @@ class LuffyRayTrainer(RayPPOTrainer):
 
     def init_workers(self) -> None:
         super().init_workers()
-        self.actor_rollout_wg.set_loss_fn(partial(luffy_worker_loss, loss_config=loss_config(self.config)))
+        self.actor_rollout_wg.set_loss_fn(partial(luffy_worker_loss, loss_config=recipe.loss_config(self.config.luffy)))
 
     def _update_actor(self, batch: DataProto) -> DataProto:
         luffy_metrics = add_luffy_fields(batch, self.config)

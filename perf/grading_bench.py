@@ -1,4 +1,4 @@
-"""Throughput of luffy_math.grade_many (worker processes) against a plain sequential loop over grade.
+"""Throughput of luffy_math.workers.grade_many (worker processes) against a plain sequential loop over grade.
 
 Grades every row of LUFFY's valid.all.parquet (6023 rows) under several response shapes, in each mode, and
 prints items/s, the speed-up and how many items ran out of time. A speed figure, never a test.
@@ -119,7 +119,7 @@ def time_sequential(part: list[tuple[str, str]], mode: str, timeout: float) -> t
 
 def time_pool(part: list[tuple[str, str]], mode: str, workers: int, timeout: float) -> tuple[list, float]:
     """grade_many() (including starting its workers where no earlier call left them): (grades, wall seconds)."""
-    from luffy_math import grade_many
+    from luffy_math.workers import grade_many
 
     wall = time.perf_counter()
     grades = grade_many(part, mode=mode, workers=workers, timeout=timeout, progress=True)
@@ -232,7 +232,7 @@ def plot(results: list[Result], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from luffy_math.pool import default_workers
+    from luffy_math.workers import default_workers
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="LUFFY's valid.all.parquet")

@@ -29,7 +29,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_workload_args(parser, problems=64, template="own")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--grading-workers", type=int, default=None, help="default: the CLI's (one per core)")
+    parser.add_argument("--grading-workers", type=int, default=None,
+                        help="default: the harness's (a quarter of the cores, 1 to 4: workers_beside_engine)")
     args = parser.parse_args()
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 

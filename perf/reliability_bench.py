@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import json
 import random
-import socket
 import sys
 import tempfile
 import time
@@ -44,7 +43,9 @@ from typing import Any
 
 import httpx
 import numpy as np
-from serve_bench import REPO, start, stop, tiny_checkpoint
+from serve_bench import REPO, start, tiny_checkpoint
+
+from luffy_util.processes import free_port, stop
 
 KEY = "reliability-key"
 GOLD = "42"  # what the tiny checkpoint answers
@@ -572,12 +573,6 @@ class MemoryWatch:
                 "least_available_gib": None if self.least_available is None else round(self.least_available / gib, 2)}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def probe(base_url: str, api_key: str, model: str | None, args: argparse.Namespace) -> dict[str, Any]:
     if model is None:
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
@@ -637,7 +632,7 @@ def main() -> None:
                 summary = asyncio.run(probe(f"http://127.0.0.1:{port}", KEY, "tiny", args))
             summary["server_memory"] = memory.summary()
         finally:
-            stop(server)
+            stop(server, timeout=120)
     print_report(summary, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"config": {k: str(v) for k, v in vars(args).items()}, **summary}, indent=2))

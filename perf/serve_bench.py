@@ -17,7 +17,7 @@ when no usage comes.
 streaming requests with ``n=N``, ``ignore_eos`` and ``max_tokens`` fixed, at a fixed concurrency, the same
 random prompts (vLLM's random dataset) for both servers. luffy-serve votes server-side (``majority_answer``,
 and ``grade`` with ``--gold``); for the raw server the client does the same work itself after the stream
-ends (``luffy_math.majority_vote`` over ``extract_answer`` of each choice's text after ``</think>``, and
+ends (``luffy_math.majority_vote`` over ``boxed_answer`` of each choice's text after ``</think>``, and
 ``luffy_math.grade`` with ``--gold``, in a luffy_math grading pool so it does not stall the other streams),
 and its end-to-end latency includes that. TTFT there is the first chunk with token text in any field
 (``content``, ``reasoning``, ``reasoning_content``).
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import statistics
@@ -45,6 +44,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from luffy_util.processes import LaunchError, launch, stop
+
 REPO = Path(__file__).resolve().parents[1]
 METRICS = [("request_throughput", "req/s", "higher"), ("output_throughput", "out tok/s", "higher"),
            ("median_ttft_ms", "TTFT p50 ms", "lower"), ("p99_ttft_ms", "TTFT p99 ms", "lower"),
@@ -53,48 +54,19 @@ THINK_END = "</think>"
 
 
 def tiny_checkpoint() -> str:
-    """The tiny test checkpoint, in the cache the test suite uses (same key as tests/conftest.py), so a
-    benchmark after the tests (or a second benchmark) does not spend minutes teaching it again."""
-    import transformers
-    from filelock import FileLock
-
+    """The tiny test checkpoint, in the cache the test suite uses (tests/conftest.py), so a benchmark after the
+    tests (or a second benchmark) does not spend minutes teaching it again."""
     from luffy_serve import tiny_model
 
-    digest = hashlib.sha256(Path(tiny_model.__file__).read_bytes()).hexdigest()[:12]
-    out = REPO / ".cache" / f"tiny-model-{digest}-tf{transformers.__version__}"
-    out.parent.mkdir(exist_ok=True)
-    with FileLock(str(out) + ".lock"):
-        if not (out / "model.safetensors").exists():
-            print(f"building the tiny checkpoint in {out} (once; minutes on a small CPU)", flush=True)
-            tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-            tiny_model.build(tmp)
-            tmp.rename(out)
-    return str(out)
+    return str(tiny_model.cached(REPO / ".cache", "tiny", log=lambda line: print(line, flush=True)))
 
 
 def start(cmd: list[str], port: int, log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=REPO)  # noqa: SIM115
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"server exited early, see {log}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    proc.kill()
-    sys.exit(f"server did not start, see {log}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
+    """A server process, once its /health answers; the script ends, saying where its log is, if it does not."""
     try:
-        proc.wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        return launch(cmd, f"http://127.0.0.1:{port}/health", log, timeout=900, cwd=REPO, poll_s=1)
+    except LaunchError as exc:
+        sys.exit(f"{exc.summary}; see {log}")
 
 
 def load(port: int, model: str, args: argparse.Namespace) -> dict:
@@ -192,9 +164,9 @@ class VoteLoad:
 
     async def vote(self, texts: list[str], split_by_server: bool) -> str | None:
         """What luffy-serve adds, done by the client: answers after ``</think>``, their vote, the grades."""
-        from luffy_math import extract_answer, split_reasoning
+        from luffy_math import answer_part, boxed_answer
 
-        answers = [extract_answer(t if split_by_server else split_reasoning(t, THINK_END)[1]) for t in texts]
+        answers = [boxed_answer(t if split_by_server else answer_part(t)) for t in texts]
         work = [asyncio.wrap_future(self.pool.submit_vote(answers))]
         if self.args.gold is not None:
             work += [asyncio.wrap_future(self.pool.submit_grade(t, self.args.gold)) for t in texts]
@@ -260,9 +232,9 @@ def main() -> None:
     model = args.model or tiny_checkpoint()
     common = ["--model", model, "--max-model-len", "1024", "--served-model-name", "bench",
               "--disable-uvicorn-access-log"]
-    from luffy_serve.cli import _on_cpu
+    from luffy_serve.vllm_compat import on_cpu
 
-    if _on_cpu():  # luffy-serve turns chunked prefill off on the CPU; give the raw server the same engine
+    if on_cpu():  # luffy-serve turns chunked prefill off on the CPU; give the raw server the same engine
         common.append("--no-enable-chunked-prefill")
     reasoning = parser_flags(args.reasoning_parser, model)
     servers = {
@@ -277,7 +249,7 @@ def main() -> None:
     pool = None
     try:
         if args.n > 1:
-            from luffy_math import GradingPool
+            from luffy_math.workers import GradingPool
 
             pool = GradingPool(workers=1)
             prompts = random_prompts(model, args)
@@ -304,9 +276,7 @@ def main() -> None:
         if pool is not None:
             pool.close()
         for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            proc.wait(timeout=120)
+            stop(proc, timeout=120)
 
     shape = f"n={args.n}" + (f", gold {args.gold}" if args.gold is not None else "")
     print(f"\nluffy-serve / raw vLLM server, {args.rounds} interleaved rounds of {args.num_prompts} requests "

@@ -38,7 +38,7 @@ def make_trainer(config: str, model: str, args: argparse.Namespace, examples: li
 def on_policy_copy(batch: Batch) -> Batch:
     """The same tokens, every row treated as a rollout."""
     return Batch(batch.input_ids, batch.attention_mask, batch.response_mask,
-                 torch.zeros_like(batch.is_off_policy), batch.group_ids, batch.rewards, batch.prompt_len, batch.texts)
+                 torch.zeros_like(batch.is_off_policy), batch.group_ids, batch.rewards, batch.prompt_len)
 
 
 def timed(fn) -> float:

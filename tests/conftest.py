@@ -6,12 +6,10 @@ One engine per session: every test that needs the HTTP server shares ``luffy_ser
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import pytest
-from filelock import FileLock
 from servers import Server, start_server, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,33 +20,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def built_checkpoint(name: str, vocab: str) -> Path:
-    """A tiny checkpoint of the given tokenizer shape, built once and cached by the builder's source hash."""
-    from luffy_serve import tiny_model
-
-    digest = hashlib.sha256(Path(tiny_model.__file__).read_bytes()).hexdigest()[:12]
-    import transformers
-
-    out = REPO / ".cache" / f"{name}-{digest}-tf{transformers.__version__}"
-    out.parent.mkdir(exist_ok=True)
-    with FileLock(str(out) + ".lock"):  # parallel sessions wait for one build instead of racing
-        if not (out / "model.safetensors").exists():
-            tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-            tiny_model.build(tmp, vocab=vocab)
-            tmp.rename(out)
-    return out
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
     """The project's tiny checkpoint: single <think>/</think> tokens, as DeepSeek-R1-distilled tokenizers."""
-    return built_checkpoint("tiny-model", "tiny")
+    from luffy_serve import tiny_model  # built once, cached by the builder's source hash
+
+    return tiny_model.cached(REPO / ".cache", "tiny")
 
 
 @pytest.fixture(scope="session")
 def qwen_model_dir() -> Path:
     """The tiny checkpoint on the real Qwen2.5 vocabulary (<think> is three tokens), as LUFFY-Qwen-Math-*."""
-    return built_checkpoint("qwen-vocab-model", "qwen")
+    from luffy_serve import tiny_model
+
+    return tiny_model.cached(REPO / ".cache", "qwen")
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.store import config_hash
-from luffy_math import grade, split_reasoning
+from luffy_math import answer_part, grade
 
 THOUGHT = "Let me think step by step. We need $6 \\times 7$.\n</think>\n\n"
 # (benchmark, problem, gold, responses of run A, responses of run B)
@@ -41,7 +41,7 @@ def write_runs(root: Path) -> tuple[Path, Path]:
             configs[digest] = config
             for sample, response in enumerate(responses[column - 3]):
                 truncated = "</think>" not in response
-                graded_text = split_reasoning(response)[1]
+                graded_text = answer_part(response)
                 grades = {mode: asdict(grade(graded_text, gold, mode)) for mode in ("luffy", "math_verify")}
                 if benchmark == "aime24" and sample == 1 and name == "base":
                     grades["math_verify"].update(timed_out=True, decided_by="timeout", correct=False)

@@ -20,6 +20,7 @@ from benchmarks.problems import HarnessError
 from benchmarks.samplers.base import Completion, SampleRequest, Sampling
 from benchmarks.samplers.dispatch import Dispatcher, Target, target_of
 from benchmarks.templates import render_fixed
+from luffy_util.errors import first_line
 
 
 def normalized(url: str) -> str:
@@ -119,4 +120,4 @@ class OpenAISampler:
 def _message(error: Any) -> str:
     body = error.body if isinstance(error.body, dict) else {}
     message = body.get("message") or (body.get("error") or {}).get("message") if body else None
-    return str(message or error.message).splitlines()[0][:200]
+    return first_line(str(message or error.message or ""), 200, fallback=type(error).__name__)

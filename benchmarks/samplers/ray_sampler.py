@@ -24,6 +24,7 @@ from typing import Any
 from benchmarks.problems import HarnessError
 from benchmarks.samplers.base import Completion, SampleRequest, Sampling
 from benchmarks.samplers.dispatch import Dispatcher, NoTargetLeft, Target, target_of
+from luffy_util.errors import first_line
 
 # Ray restarts a replica whose worker or node died this many times; each restart reloads the checkpoint.
 REPLICA_RESTARTS = 4
@@ -262,6 +263,4 @@ def _note(message: str) -> None:
 
 def _reason(error: BaseException) -> str:
     """The first line of the error that started it all (Ray wraps the replica's own exception)."""
-    cause = getattr(error, "cause", None) or error
-    lines = [line for line in str(cause).splitlines() if line.strip()]
-    return (lines[-1] if lines and "Traceback" in str(cause) else lines[0] if lines else type(cause).__name__)[:300]
+    return first_line(getattr(error, "cause", None) or error, last_of_traceback=True)

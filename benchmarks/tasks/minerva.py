@@ -11,11 +11,11 @@ REPO = "knoveleng/Minerva-Math"
 
 
 def to_problems(rows: list[dict[str, Any]]) -> list[Problem]:
-    from luffy_math import extract_answer
+    from luffy_math.answer import last_boxed
 
     problems = []
     for i, row in enumerate(rows):
-        gold = extract_answer(row["solution"])
+        gold = last_boxed(row["solution"], allow_fbox=True)  # some reference solutions box with \fbox
         if gold is None:
             raise HarnessError(f"{REPO} row {i}: the solution has no \\boxed{{}} answer")
         problems.append(Problem("minerva", str(i), row["problem"], gold))

@@ -6,18 +6,21 @@ import asyncio
 
 import pytest
 
-from app.client import Endpoint, EndpointError, Sample, api_root
+from app.client import Completion, Endpoint, EndpointError, Sample, api_root
+from luffy_math import majority_vote
 
-QUESTION = "What is 6*7?"  # greedy, the tiny checkpoint answers this one with a boxed 42
+QUESTION = "What is 6*7?"  # greedy, both tiny checkpoints answer this one with a boxed 42
 
 
-def collect(endpoint: Endpoint, temperature: float, n: int = 1) -> tuple[list[tuple[int, int]], Sample | None, list]:
+def collect(endpoint: Endpoint, temperature: float, n: int = 1,
+            seed: int | None = None) -> tuple[list[tuple[int, int]], Completion | None]:
     """Stream one question; return the (reasoning, content) lengths seen after each chunk and the result."""
 
     async def run():
         sizes = []
         completion = None
-        async for completion in endpoint.stream_chat(QUESTION, temperature=temperature, max_tokens=128, n=n):
+        async for completion in endpoint.stream_chat(QUESTION, temperature=temperature, max_tokens=128, n=n,
+                                                     seed=seed):
             sizes.append((len(completion.samples[0].reasoning), len(completion.samples[0].content)))
         await endpoint.close()
         return sizes, completion
@@ -38,12 +41,31 @@ def test_stream_splits_thinking_from_answer(luffy_server) -> None:
 
 
 def test_several_samples_and_the_majority(luffy_server) -> None:
+    """n > 1 needs sampling (vLLM refuses n > 1 at temperature 0); a low temperature and a seed make it certain:
+    the checkpoint's greedy answer, 42, in every choice, and the server's majority_answer says so."""
     endpoint = Endpoint(luffy_server.base_url, api_key=luffy_server.api_key, model=luffy_server.model)
-    _, completion = collect(endpoint, temperature=1.0, n=3)
+    _, completion = collect(endpoint, temperature=0.2, n=3, seed=7)
     assert len(completion.samples) == 3 and all(s.done for s in completion.samples)
-    answers = [s.answer for s in completion.samples]
-    if any(a is not None for a in answers):
-        assert completion.server_majority in answers  # luffy-serve's top-level majority_answer
+    assert [s.answer for s in completion.samples] == ["42", "42", "42"]
+    assert completion.server_majority == "42"  # luffy-serve's top-level majority_answer
+
+
+def test_a_seed_reproduces_sampled_choices(luffy_server) -> None:
+    """At temperature 1 the same seed gives the same n choices, and the server's vote is the client's."""
+    runs = [collect(Endpoint(luffy_server.base_url, api_key=luffy_server.api_key, model=luffy_server.model),
+                    temperature=1.0, n=4, seed=1234)[1] for _ in range(2)]
+    first, second = ([s.content for s in c.samples] for c in runs)
+    assert first == second and len(set(first)) >= 1 and all(first)
+    answers = [s.answer for s in runs[0].samples]
+    assert runs[0].server_majority == majority_vote(answers) == runs[1].server_majority
+
+
+def test_majority_of_mixed_and_missing_answers() -> None:
+    """The client's own vote (for servers without majority_answer): the most frequent answer, None never wins."""
+    mixed = Completion(samples=[Sample(content=f"$\\boxed{{{a}}}$") for a in ("24", "42", "42")])
+    assert mixed.majority_answer == "42"
+    assert Completion(samples=[Sample(content="no box"), Sample(content="none")]).majority_answer is None
+    assert Completion(samples=[Sample(content="no box"), Sample(content="$\\boxed{7}$")]).majority_answer == "7"
 
 
 def test_grade_goes_through_the_server(luffy_server) -> None:

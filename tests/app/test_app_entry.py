@@ -1,4 +1,4 @@
-"""The two ways in to the demo: ``python -m app`` and mounting ``build_demo`` in a FastAPI app."""
+"""The two ways in to the demo: ``python -m app`` and mounting ``app.demo.mount`` in a FastAPI app."""
 
 from __future__ import annotations
 
@@ -63,19 +63,18 @@ def test_taken_port_is_one_line(dead_url: str) -> None:
 
 
 def test_mounts_at_demo_in_a_fastapi_app(dead_url: str) -> None:
-    """What ``luffy-serve --demo`` does: mount the Blocks at /demo of its own FastAPI app."""
-    import gradio
+    """What ``luffy-serve --demo`` does: ``app.demo.mount`` puts the Blocks at /demo of its own FastAPI app."""
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from app.demo import build_demo
+    from app.demo import mount
 
-    demo = build_demo(dead_url, "key", "tiny")
-    assert isinstance(demo, gradio.Blocks)
-    server = gradio.mount_gradio_app(FastAPI(), demo, path="/demo")
-    with TestClient(server) as client:
+    mounted = mount(FastAPI(), dead_url, api_key="key", model="tiny")
+    assert mounted.gradio_app is not None
+    with TestClient(mounted.routes) as client:
         page = client.get("/demo/")
         assert page.status_code == 200 and "<html" in page.text.lower()
         config = client.get("/demo/config").json()
     labels = {c.get("props", {}).get("label") for c in config["components"]}
-    assert {"Chat", "Temperature", "Max tokens", "Check against (gold answer, optional)"} <= labels
+    assert {"Chat", "Temperature", "Max tokens", "Check against (gold answer, optional)",
+            "Seed (optional: the same seed, the same samples)"} <= labels

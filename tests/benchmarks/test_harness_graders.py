@@ -16,8 +16,9 @@ from benchmarks.compare import compare
 from benchmarks.grading import GRADERS, collect, grader_versions, graders_here, submit_all
 from benchmarks.report import build
 from benchmarks.store import config_hash, read_records
-from luffy_math import GradingPool, available_modes
+from luffy_math import available_modes
 from luffy_math.pins import EXACT_PYTHON_ENV, exact_available, luffy_pins
+from luffy_math.workers import GradingPool
 
 # (problem, gold, response of the base run, response of the tuned run). Labels (luffy, math_verify):
 # base T/T, T/T, F/T (no box: LUFFY's grader reads only a box), F/F, T/T; tuned T/T, T/T, T/T, T/T, F/F.

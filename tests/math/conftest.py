@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from luffy_math import GradingPool
+from luffy_math.workers import GradingPool
 
 
 @pytest.fixture(scope="session")

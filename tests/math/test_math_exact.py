@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from luffy_math import MODES, GradingPool, available_modes, grade, grade_many
-from luffy_math.host import GradingHostError
+from luffy_math import MODES, available_modes, grade
 from luffy_math.pins import (
     EXACT_PYTHON_ENV,
     ExactEnvironmentMissing,
@@ -25,6 +24,8 @@ from luffy_math.pins import (
     luffy_pins,
     under_luffy_pins,
 )
+from luffy_math.workers import GradingPool, grade_many
+from luffy_math.workers.host import GradingHostError
 
 # (response, gold, label under LUFFY's pins, label under this environment's libraries)
 VERSION_CASES = [
@@ -68,7 +69,9 @@ def test_grade_many_and_batches_in_the_exact_mode(grading_pool: GradingPool) -> 
 
 def test_the_host_reports_its_libraries() -> None:
     with GradingPool(workers=1) as pool:
-        hello = pool._host_for("luffy_exact").hello()
+        host = pool.host("luffy_exact")
+        assert host is not None and pool.host("luffy") is None  # "luffy" is graded by this process's workers
+        hello = host.hello()
         assert hello["under_luffy_pins"] is True
         assert hello["versions"] == luffy_pins()
 
@@ -80,8 +83,8 @@ def test_a_pool_on_another_interpreter_grades_every_mode_there() -> None:
     assert grade(r"\boxed{0,006}", "0.006", mode="math_verify").correct is True
 
 
-def _host_pid(pool: GradingPool) -> int:
-    return pool._host_for("math_verify")._connection.process.pid
+def _host_pid(pool: GradingPool) -> int | None:
+    return pool.host("math_verify").pid
 
 
 # The tower is slow in "math_verify" mode (it takes Math-Verify's whole bound), so these tests grade that mode
@@ -159,3 +162,16 @@ except DeadlineExceeded:
     assert out.stdout.startswith("fired"), out.stdout + out.stderr
     assert float(out.stdout.split()[1]) < 2.0
 
+
+
+def test_the_host_runs_under_the_exact_environment_alone() -> None:
+    """.venv-exact has luffy_math, pebble, tqdm and LUFFY's math libraries only: the host's module imports
+    there, and it starts as its owner starts it (``python -m luffy_math.workers.host``)."""
+    python = exact_python()
+    assert python is not None
+    out = subprocess.run([python, "-c", "import luffy_math.workers.host"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run([python, "-m", "luffy_math.workers.host", "--help"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "--workers" in out.stdout, out.stderr

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import sympy
 
-from luffy_math import GradingPool, grade, majority_vote
+from luffy_math import grade, majority_vote
 from luffy_math.safe_sympy import equal_under_sympy, safe_parse, tokens_are_safe
+from luffy_math.workers import GradingPool
 
 
 def _attacks(marker: Path) -> list[str]:

@@ -14,7 +14,7 @@ import collections
 import json
 from pathlib import Path
 
-from luffy_math import grade_many
+from luffy_math.workers import grade_many
 
 DATA = Path(__file__).parent / "data" / "luffy_exact_cases.json"
 CASES = json.loads(DATA.read_text())["cases"]

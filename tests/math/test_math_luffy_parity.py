@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from luffy_math import GradingPool
+from luffy_math.workers import GradingPool
 
 DATA = Path(__file__).parent / "data" / "luffy_parity_cases.json"
 

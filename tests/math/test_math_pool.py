@@ -9,10 +9,12 @@ import signal
 import time
 
 import pytest
+from pebble import ProcessExpired
 
-from luffy_math import Grade, GradingPool, grade, grade_many
-from luffy_math import pool as pool_module
-from luffy_math.pool import KILL_GRACE_SECONDS, WORKER_MEMORY_BYTES, close_shared_pool, distinct_items
+from luffy_math import Grade, grade
+from luffy_math.workers import GradingPool, close_shared_pool, distinct_items, grade_many, shared_pool
+from luffy_math.workers.bulk import _verdicts
+from luffy_math.workers.pool import KILL_GRACE_SECONDS, WORKER_MEMORY_BYTES
 
 ADVERSARIAL = {
     "deep nesting": "\\boxed{" + "{" * 5000 + "1" + "}" * 5000 + "}",
@@ -103,20 +105,22 @@ def test_submit_modes_grades_one_response_in_each_mode(grading_pool: GradingPool
 def test_grade_many_keeps_its_workers_warm_between_calls() -> None:
     items = [(r"\boxed{42}", "42"), (r"\boxed{41}", "42")]
     close_shared_pool()
+    assert shared_pool() is None
     first = grade_many(items, workers=2, progress=False)
-    pool = pool_module._shared._pool
+    pool = shared_pool()
     assert pool is not None and first[0].correct and not first[1].correct
     assert grade_many(items, workers=2, progress=False) == first
-    assert pool_module._shared._pool is pool  # the same workers served the second call
+    assert shared_pool() is pool  # the same workers served the second call
     grade_many(items, workers=2, timeout=5.0, progress=False)
-    assert pool_module._shared._pool is not pool  # another timeout: a pool of its own
-    assert pool._closed
+    assert shared_pool() is not pool  # another timeout: a pool of its own, and the old one closed
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.submit_grade(r"\boxed{1}", "1")
     close_shared_pool()
-    assert pool_module._shared._pool is None
+    assert shared_pool() is None
 
 
 def test_grade_many_reuses_finished_luffy_verdicts_only() -> None:
-    verdicts = pool_module._verdicts
+    verdicts = _verdicts  # the parent-side cache of grade_many (kept while it is measured)
     fresh = (r"So \boxed{6\sqrt{7}}", r"\sqrt{252}")
     first = grade_many([fresh], progress=False)[0]
     assert first.correct and verdicts.get(verdicts.key(*fresh, "luffy", None)) == first
@@ -134,7 +138,7 @@ def test_grade_many_reuses_finished_luffy_verdicts_only() -> None:
 def test_nice_workers_run_at_lower_priority() -> None:
     base = os.nice(0)
     with GradingPool(workers=1, nice=5) as pool:
-        assert pool._schedule(os.nice, (0,), lambda: None, lambda: None).result(timeout=60) == min(base + 5, 19)
+        assert pool.submit(os.nice, 0).result(timeout=60) == min(base + 5, 19)
     with pytest.raises(ValueError, match="nice must be between 0 and 19"):
         GradingPool(workers=1, nice=20)
 
@@ -159,7 +163,7 @@ def test_adversarial_answers_return_in_time(grading_pool: GradingPool, mode: str
 def test_unresponsive_worker_is_killed_and_replaced() -> None:
     with GradingPool(workers=1, timeout=1.0) as pool:
         start = time.monotonic()
-        stuck = pool._schedule(_block_alarms_and_spin, (60.0,), lambda: "killed", lambda: "died")
+        stuck = pool.submit(_block_alarms_and_spin, 60.0, on_timeout=lambda: "killed", on_crash=lambda: "died")
         assert stuck.result(timeout=30) == "killed"
         assert time.monotonic() - start < 1.0 + KILL_GRACE_SECONDS + 10
         after = pool.submit_grade(r"\boxed{\frac{1}{2}}", "0.5").result(timeout=60)
@@ -173,22 +177,25 @@ def test_batches_match_grade_and_survive_a_kill() -> None:
         assert pool.submit_batch(items).result(timeout=60) == expected
         # A batch whose worker must be killed is graded again one item per task.
         start = time.monotonic()
-        assert pool._jobs(_block_alarms_and_spin_batch, [(*item, "luffy") for item in items]).result(timeout=90) == expected
+        jobs = [(*item, "luffy") for item in items]
+        assert pool.submit_jobs(_block_alarms_and_spin_batch, jobs).result(timeout=90) == expected
         assert time.monotonic() - start >= len(items) * 1.0 + KILL_GRACE_SECONDS
 
 
 def test_dead_worker_is_replaced_and_memory_is_capped() -> None:
     with GradingPool(workers=1, timeout=5.0) as pool:
-        assert pool._schedule(_die, (), lambda: "killed", lambda: "died").result(timeout=60) == "died"
+        assert pool.submit(_die, on_timeout=lambda: "killed", on_crash=lambda: "died").result(timeout=60) == "died"
+        with pytest.raises(ProcessExpired):  # without on_crash the future says how the worker ended
+            pool.submit(_die).result(timeout=60)
         with pytest.raises(MemoryError):
-            pool._schedule(_allocate, (WORKER_MEMORY_BYTES >> 30,), lambda: 0, lambda: 0).result(timeout=60)
+            pool.submit(_allocate, WORKER_MEMORY_BYTES >> 30).result(timeout=60)
         assert pool.submit_grade(r"\boxed{3}", "3").result(timeout=60).correct
 
 
 def test_close_ends_unfinished_items() -> None:
     """Nothing waits forever on a closed pool: queued items are cancelled, a running one fails."""
     pool = GradingPool(workers=1, timeout=30.0)
-    futures = [pool._schedule(time.sleep, (20.0,), lambda: None, lambda: None) for _ in range(3)]
+    futures = [pool.submit(time.sleep, 20.0) for _ in range(3)]
     start = time.monotonic()
     pool.close()
     assert time.monotonic() - start < 15
@@ -198,7 +205,7 @@ def test_close_ends_unfinished_items() -> None:
 
 
 def test_cancelled_waiting_item_is_dropped(grading_pool: GradingPool) -> None:
-    busy = [grading_pool._schedule(time.sleep, (1.0,), lambda: None, lambda: None) for _ in range(2)]
+    busy = [grading_pool.submit(time.sleep, 1.0) for _ in range(2)]
     waiting = grading_pool.submit_grade(r"\boxed{1}", "1")
     assert waiting.cancel()
     assert [future.result(timeout=60) for future in busy] == [None, None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from luffy_math import GradingPool
+from luffy_math.workers import GradingPool
 
 TOWER = r"\boxed{2^{2^{2^{2^{2^{100}}}}}}"  # Math-Verify spends its whole 10 s bound on it
 

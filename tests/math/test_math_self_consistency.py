@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from luffy_math import GradingPool
+from luffy_math.workers import GradingPool
 
 # Golds that plain Math-Verify does not accept against themselves (LUFFY's pinned 0.6.0 misses the same two):
 MATH_VERIFY_EXCEPTIONS = {

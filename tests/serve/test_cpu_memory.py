@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from luffy_math.pool import WORKER_MEMORY_BYTES
+from luffy_math.workers.pool import WORKER_MEMORY_BYTES
 from luffy_serve.cli import parse_args
 from luffy_serve.cpu_memory import (
     API_PROCESS_BYTES,

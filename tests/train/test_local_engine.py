@@ -11,9 +11,9 @@ import torch
 
 from luffy_train.cli import main
 from luffy_train.config import compose
-from luffy_train.core import LossConfig
 from luffy_train.data import read_examples
 from luffy_train.local_engine import LocalSettings, LocalTrainer, sequence_log_probs
+from luffy_train.recipe import LossConfig
 
 # The tiny model answers 42 (sometimes 24); the demonstration teaches a different answer in its format.
 DEMO = "Let me add the numbers.\n</think>\n\nThe answer is $\\boxed{7}$."
@@ -41,7 +41,7 @@ def demonstration_logp(model_dir: Path, data: Path, out: Path) -> float:
     settings = LocalSettings(model=str(model_dir), train_files=str(data), output_dir=out, prompts_per_step=2,
                              mini_batch_prompts=2, n=4, n_off_policy=1, advantage="grpo", use_std=False,
                              max_prompt_length=1024, max_response_length=40, temperature=1.0, lr=0.0, grad_clip=1.0,
-                             epochs=1, max_steps=None, save_every=0, device="cpu", seed=0, sft_only=False,
+                             epochs=1, max_steps=None, save_every=0, device="cpu", seed=0,
                              loss=LossConfig())
     trainer = LocalTrainer(settings, examples=read_examples(data))
     return trainer.demonstration_log_likelihood(trainer.examples)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from luffy_train.core import LossConfig
 from luffy_train.data import Example
 from luffy_train.local_engine import LocalSettings, LocalTrainer, demonstration_ids, prompt_ids
+from luffy_train.recipe import LossConfig
 from luffy_train.reward import luffy_reward
 
 DEMO = "<think>\nLet me add the numbers.\n</think>\n\nThe answer is $\\boxed{7}$."
@@ -54,12 +54,13 @@ def test_local_engine_rollout_scores_demonstration_and_generation(qwen_model_dir
                              mini_batch_prompts=1, n=2, n_off_policy=1, advantage="grpo", use_std=False,
                              max_prompt_length=1024, max_response_length=40, temperature=1e-3, lr=0.0,
                              grad_clip=1.0, epochs=1, max_steps=None, save_every=0, device="cpu", seed=0,
-                             sft_only=False, loss=LossConfig())
+                             loss=LossConfig())
     trainer = LocalTrainer(settings, examples=[EXAMPLE])
     batch = trainer.rollout([EXAMPLE])
     assert batch.is_off_policy.tolist() == [True, False]
-    assert batch.texts[0] == DEMO.removeprefix("<think>\n") + "<|im_end|>"
+    texts = trainer.response_texts(batch)
+    assert texts[0] == DEMO.removeprefix("<think>\n") + "<|im_end|>"
     # The taught model closes its thought with the three-token </think> and boxes 42; gold is 7.
-    assert batch.texts[1] == "Let me think step by step.\n</think>\n\nThe answer is $\\boxed{42}$.<|im_end|>"
+    assert texts[1] == "Let me think step by step.\n</think>\n\nThe answer is $\\boxed{42}$.<|im_end|>"
     assert batch.rewards.tolist() == [1.0, 0.0]
     assert trainer.model.config.vocab_size == 151936

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from luffy_math.grader import latex_parser_complete
 from luffy_math.pins import exact_python
 from luffy_train.config import ConfigError, compose
-from luffy_train.reward import DEFAULT_REWARD_GRADER, SERVING_PYTHON_ENV, compute_score, luffy_reward
+from luffy_train.reward import DEFAULT_REWARD_GRADER, SERVING_PYTHON_ENV, compute_score, luffy_reward, score
 
 
 def test_closed_reasoning_with_right_answer_scores_one():
@@ -35,6 +36,24 @@ def test_only_text_after_first_think_close_is_graded():
 
 def test_verl_signature():
     assert compute_score("", "x</think>\\boxed{7}", "7", extra_info={"index": 0}) == 1.0
+
+
+def test_score_gives_each_pairs_reward_in_order():
+    """The batch form (the local engine scores its rollouts with it), graded side by side in the workers."""
+    responses = ["x</think>\\boxed{7}", "\\boxed{7}", "x</think>\\boxed{8}", "Maybe \\boxed{7}</think>\\boxed{9}"]
+    assert score(responses, ["7"] * 4) == [1.0, 0.0, 0.0, 0.0]
+    assert score(responses, ["7"] * 4, grader="here") == [1.0, 0.0, 0.0, 0.0]
+    assert score([], []) == []
+    with pytest.raises(ValueError, match="2 responses but 1 golds"):
+        score(responses[:2], ["7"])
+
+
+def test_importing_the_reward_starts_no_worker_runtime():
+    """verl's Ray workers import this module: its pools (pebble, an exit hook) come with the first reward."""
+    script = ("import sys, luffy_train.reward\n"
+              "print(sorted(m for m in ('pebble', 'tqdm', 'luffy_math.workers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 # ---- which Math-Verify decides: the reward graded in another environment's workers ----------------------

@@ -93,6 +93,33 @@ def test_bad_value_in_a_dry_run(tmp_path: Path) -> None:
         "error: actor_rollout_ref.rollout.n: must be at least 1, got 0")
 
 
+VERL_REFUSAL = ("error: luffy_train runs on verl's legacy trainer (main_ppo_v0, trainer.use_v1=false), verl 0.9.x; "
+                "{found}; rebuild the trainer's environment with `bash scripts/setup.sh train`; see "
+                "docs/luffy_train.md, 'Which verl trainer'")
+
+
+@pytest.mark.parametrize("extra", [(), ("--dry-run",)])
+def test_verls_v1_trainer_is_refused(tmp_path: Path, extra: tuple[str, ...]) -> None:
+    assert train(tmp_path, "trainer.use_v1=true", engine="verl", extra=extra) == VERL_REFUSAL.format(
+        found="the config sets trainer.use_v1=true (verl's V1 trainer), which it does not support; "
+              "set trainer.use_v1=false")
+
+
+@pytest.mark.parametrize("extra", [(), ("--dry-run",)])
+def test_another_verl_version_is_refused(tmp_path: Path, extra: tuple[str, ...]) -> None:
+    """A verl distribution found first on the path says 0.10.0 (verl's package stays the installed one)."""
+    dist = tmp_path / "site" / "verl-0.10.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: verl\nVersion: 0.10.0\n")
+    result = run_cli("luffy_train", ["--config", CONFIG, "--engine", "verl", *extra,
+                                     f"actor_rollout_ref.model.path={checkpoint_dir(tmp_path)}",
+                                     f"data.train_files={training_data(tmp_path / 'train.parquet')}",
+                                     f"trainer.default_local_dir={tmp_path / 'out'}"],
+                     tmp_path, forbid=HEAVY, env={"PYTHONPATH": str(tmp_path / "site")})
+    assert refusal(result, tmp_path) == VERL_REFUSAL.format(found="found verl 0.10.0")
+    assert not (tmp_path / "out").exists()
+
+
 def test_local_engine_needs_a_sampling_temperature(tmp_path: Path) -> None:
     line = train(tmp_path, "actor_rollout_ref.rollout.temperature=0")
     assert line == "error: actor_rollout_ref.rollout.temperature: must be more than 0, got 0"

@@ -114,6 +114,20 @@ def test_grpo_split_is_applied_before_the_update():
     assert batch.batch["advantages"][:, 0].tolist() == pytest.approx([0.5, -0.5, 0.5, 1.0, 0.0, 0.0])
 
 
+def test_the_advantages_are_the_recipes_on_verl_too():
+    """verl's grpo estimate is replaced by recipe.row_advantages: the same numbers with LUFFY's settings, and
+    luffy.use_std means on verl what it means on the local engine."""
+    batch, _ = mixed_batch()
+    verls = batch.batch["advantages"].clone()
+    add_luffy_fields(batch, compose("luffy-qwen-math-7b-zero"))
+    assert torch.allclose(batch.batch["advantages"], verls, atol=1e-6)
+    batch, _ = mixed_batch()
+    add_luffy_fields(batch, compose("luffy-qwen-math-7b-zero", ["luffy.use_std=true"]))
+    scores, uids = torch.tensor([1.0, 0, 1, 1, 0, 0]), list(batch.non_tensor_batch["uid"])
+    expected = core.token_advantages(core.group_advantages(scores, uids, use_std=True), batch.batch["response_mask"])
+    assert torch.allclose(batch.batch["advantages"], expected) and not torch.allclose(expected, verls)
+
+
 class NoServer:
     """The rollout server needs a GPU; the demonstration loop must not call it."""
 

@@ -11,8 +11,6 @@ out and its work is dropped, queued tasks cancelled and running ones killed.
 
 from __future__ import annotations
 
-import atexit
-import collections
 import concurrent.futures
 import multiprocessing
 import multiprocessing.context
@@ -20,14 +18,12 @@ import operator
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
 from luffy_math.grader import (
-    BOXED_MODES,
-    MEMO_MAX_CHARS,
     MODES,
     Grade,
     check_mode,
@@ -36,27 +32,18 @@ from luffy_math.grader import (
     grading_key,
     timed_out_grade,
 )
-from luffy_math.host import GradingHost
 from luffy_math.pins import require_exact_python, same_interpreter, under_luffy_pins
-from luffy_math.vote import majority_vote
+from luffy_math.vote import exact_majority, majority_vote
+from luffy_math.workers import default_workers
+from luffy_math.workers.futures import chained, mapped, when_all_done
+from luffy_math.workers.host import GradingHost
 
 # Extra seconds after an item's own (signal) timeout before its worker is killed.
 KILL_GRACE_SECONDS = 2.0
-# Most items one worker task grades in grade_many (see batch_size).
+# Most items one worker task grades (see batch_size).
 MAX_BATCH = 32
-# grade_many keeps its workers this long after a call, so that the next call finds them started and their
-# caches warm (joblib's loky executor keeps workers for the same reason).
-SHARED_POOL_IDLE_SECONDS = 120.0
 # Address-space cap per worker: a runaway sympy expression gets a MemoryError instead of eating the machine.
 WORKER_MEMORY_BYTES = 4 << 30
-
-
-def default_workers() -> int:
-    """Cores this process may run on."""
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
@@ -66,7 +53,7 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["luffy_math.warmup"])
+    context.set_forkserver_preload(["luffy_math.workers.warmup"])
     return context
 
 
@@ -80,7 +67,7 @@ def _start_worker(nice: int) -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = WORKER_MEMORY_BYTES if hard == resource.RLIM_INFINITY else min(WORKER_MEMORY_BYTES, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    import luffy_math.warmup  # noqa: F401
+    import luffy_math.workers.warmup  # noqa: F401
 
 
 def _grade_in_worker(response: str, gold: str | list[str], mode: str, timeout: float,
@@ -113,56 +100,6 @@ def _grade_or_time_out(response: str, gold: str | list[str], mode: str, seconds:
         return timed_out_grade(response, mode)
 
 
-def _when_all_done(parts: list[concurrent.futures.Future], outer: concurrent.futures.Future) -> None:
-    """Resolve ``outer`` with the list of the parts' results once all are done (or the first failure)."""
-    left = [len(parts)]
-    lock = threading.Lock()
-
-    def one_done(_: concurrent.futures.Future) -> None:
-        with lock:
-            left[0] -= 1
-            if left[0] > 0:
-                return
-        if outer.cancelled():
-            return
-        if any(part.cancelled() for part in parts):
-            outer.cancel()
-            return
-        failure = next((part.exception() for part in parts if part.exception() is not None), None)
-        if failure is not None:
-            outer.set_exception(failure)
-        else:
-            outer.set_result([part.result() for part in parts])
-
-    for part in parts:
-        part.add_done_callback(one_done)
-
-
-def _chained(inner: concurrent.futures.Future, resolve: Any) -> concurrent.futures.Future:
-    """A future that ``resolve(inner.result(), outer)`` settles; a failure of ``inner`` passes through, and
-    cancelling either cancels the other."""
-    outer: concurrent.futures.Future = concurrent.futures.Future()
-
-    def finish(done: concurrent.futures.Future) -> None:
-        if done.cancelled():
-            outer.cancel()
-        elif outer.cancelled():
-            return
-        elif done.exception() is not None:
-            outer.set_exception(done.exception())
-        else:
-            resolve(done.result(), outer)
-
-    inner.add_done_callback(finish)
-    outer.add_done_callback(lambda mine: inner.cancel() if mine.cancelled() else None)
-    return outer
-
-
-def _mapped(inner: concurrent.futures.Future, func: Any) -> concurrent.futures.Future:
-    """A future of ``func(inner.result())``; cancelling it cancels ``inner``."""
-    return _chained(inner, lambda result, outer: outer.set_result(func(result)))
-
-
 def distinct_items(items: Sequence[Item], mode: str) -> tuple[list[Item], list[int]]:
     """The items that need grading, one per :func:`~luffy_math.grader.grading_key`, and for each input item
     the position of the one whose Grade it shares. Samples of one problem often box the same answer: in
@@ -178,22 +115,13 @@ def distinct_items(items: Sequence[Item], mode: str) -> tuple[list[Item], list[i
     return unique, where
 
 
-def exact_majority(answers: list[str | None]) -> str | None:
-    """Exact-string majority (first seen wins ties), for a vote that ran out of time."""
-    counts: dict[str, int] = {}
-    for answer in answers:
-        if answer is not None:
-            counts[answer] = counts.get(answer, 0) + 1
-    return max(counts, key=counts.__getitem__) if counts else None
-
-
 class GradingPool:
     """Long-lived grading workers for servers and the harness; use as a context manager or call close().
 
     The workers run this interpreter, except where another is needed: with ``python`` (the interpreter of
     another environment, e.g. one whose LaTeX parser is complete) all grading goes to workers on that one,
     and "luffy_exact" items always go to the environment with LUFFY's pins (:mod:`luffy_math.pins`). Such
-    workers live in a host process on that interpreter (:mod:`luffy_math.host`), started on first use.
+    workers live in a host process on that interpreter (:mod:`luffy_math.workers.host`), started on first use.
     """
 
     def __init__(self, workers: int | None = None, timeout: float = 10.0, nice: int = 0,
@@ -215,8 +143,10 @@ class GradingPool:
         self._unfinished: set[concurrent.futures.Future] = set()
         self._hosts: dict[str, GradingHost] = {}
 
-    def _host_for(self, mode: str | None) -> GradingHost | None:
-        """The host that grades ``mode`` (None for votes), or None when this process's workers do."""
+    def host(self, mode: str | None) -> GradingHost | None:
+        """The host process that grades ``mode`` (None: votes) on another interpreter, started on first use
+        (``.hello()`` says what it runs, ``.pid`` which process it is), or None when this process's own
+        workers grade it."""
         if self.python:
             python = self.python
         elif mode == "luffy_exact" and not under_luffy_pins():
@@ -230,12 +160,16 @@ class GradingPool:
                 self._hosts[python] = GradingHost(python, self.workers, self.timeout, self.nice)
             return self._hosts[python]
 
-    def _schedule(self, func: Any, args: tuple[Any, ...], on_timeout: Any, on_crash: Any,
-                  items: int = 1, deadline: float | None = None) -> concurrent.futures.Future:
-        """Run ``func(*args)`` (covering ``items`` items) in a worker. A kill after the timeout resolves the
-        future with ``on_timeout()``, a worker that died under it (memory, a crash in C) with ``on_crash()``.
-        With a ``deadline`` the kill comes by then (plus the grace) at the latest, and cancelling the future
-        kills a running task too: whoever set a deadline does not want the work any more."""
+    def submit(self, func: Callable[..., Any], *args: Any, items: int = 1, deadline: float | None = None,
+               on_timeout: Callable[[], Any] | None = None,
+               on_crash: Callable[[], Any] | None = None) -> concurrent.futures.Future:
+        """Future of ``func(*args)`` run in one of this process's workers (``func`` must be picklable: a
+        module-level function), bounded as ``items`` items: killed ``items * timeout`` plus
+        KILL_GRACE_SECONDS after it starts. A kill resolves the future with ``on_timeout()``, a worker that
+        died under it (memory, a crash in C) with ``on_crash()``; without them the future raises
+        ``TimeoutError`` or pebble's ``ProcessExpired``. With a ``deadline`` (a ``time.monotonic()`` value) the
+        kill comes by then (plus the grace) at the latest, and cancelling the future kills a running task
+        too: whoever set a deadline does not want the work any more."""
         outer: concurrent.futures.Future = concurrent.futures.Future()
         bound = items * self.timeout
         if deadline is not None:
@@ -243,7 +177,9 @@ class GradingPool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("GradingPool is closed")
-            assert self._pool is not None
+            if self._pool is None:
+                raise RuntimeError(f"this GradingPool grades on {self.python}: it has no workers of its own to run "
+                                   "functions in")
             inner = self._pool.schedule(func, args=args, timeout=bound + KILL_GRACE_SECONDS)
             self._unfinished.add(outer)
 
@@ -255,10 +191,16 @@ class GradingPool:
                 return
             try:
                 outer.set_result(done.result())
-            except (concurrent.futures.TimeoutError, TimeoutError):
-                outer.set_result(on_timeout())
-            except ProcessExpired:
-                outer.set_result(on_crash())
+            except (concurrent.futures.TimeoutError, TimeoutError) as exc:
+                if on_timeout is None:
+                    outer.set_exception(exc)
+                else:
+                    outer.set_result(on_timeout())
+            except ProcessExpired as exc:
+                if on_crash is None:
+                    outer.set_exception(exc)
+                else:
+                    outer.set_result(on_crash())
             except BaseException as exc:  # anything else is reported on the future, never left hanging
                 outer.set_exception(exc)
 
@@ -280,12 +222,12 @@ class GradingPool:
         """Future of the Grade of one response; past the timeout (or the ``deadline``, a ``time.monotonic()``
         value) it resolves to a timed-out Grade."""
         check_mode(mode)
-        host = self._host_for(mode)
+        host = self.host(mode)
         if host is not None:
-            return _mapped(host.submit_batch([(response, gold)], mode, deadline), operator.itemgetter(0))
-        return self._schedule(_grade_in_worker, (response, gold, mode, self.timeout, deadline),
-                              lambda: timed_out_grade(response, mode), lambda: crashed_grade(response, mode),
-                              deadline=deadline)
+            return mapped(host.submit_batch([(response, gold)], mode, deadline), operator.itemgetter(0))
+        return self.submit(_grade_in_worker, response, gold, mode, self.timeout, deadline, deadline=deadline,
+                           on_timeout=lambda: timed_out_grade(response, mode),
+                           on_crash=lambda: crashed_grade(response, mode))
 
     def submit_batch(self, items: Sequence[Item], mode: str = "luffy",
                      deadline: float | None = None) -> concurrent.futures.Future:
@@ -301,20 +243,20 @@ class GradingPool:
         """
         check_mode(mode)
         unique, where = distinct_items(items, mode)
-        host = self._host_for(mode)
+        host = self.host(mode)
         if host is not None:
             graded = host.submit_batch(unique, mode, deadline)
         else:
             jobs = [(response, gold, mode) for response, gold in unique]
-            graded = self._jobs(_grade_jobs_in_worker, jobs) if deadline is None else self._jobs_until(jobs, deadline)
-        return _mapped(graded, lambda grades: [grades[position] for position in where])
+            graded = self.submit_jobs(_grade_jobs_in_worker, jobs) if deadline is None else self._jobs_until(jobs, deadline)
+        return mapped(graded, lambda grades: [grades[position] for position in where])
 
     def _jobs_until(self, jobs: list[Job], deadline: float) -> concurrent.futures.Future:
         """The Grades of ``jobs``, settled at ``deadline`` at the latest (see submit_batch)."""
         outer: concurrent.futures.Future = concurrent.futures.Future()
         size = batch_size(len(jobs), self.workers)
         chunks = [range(start, min(start + size, len(jobs))) for start in range(0, len(jobs), size)]
-        parts = {self._jobs(_grade_jobs_in_worker, [jobs[p] for p in chunk], deadline): chunk for chunk in chunks}
+        parts = {self.submit_jobs(_grade_jobs_in_worker, [jobs[p] for p in chunk], deadline): chunk for chunk in chunks}
         grades: list[Grade | None] = [None] * len(jobs)
         lock = threading.Lock()
         settled = [False]
@@ -367,22 +309,27 @@ class GradingPool:
             check_mode(mode)
         by_host: dict[GradingHost | None, list[str]] = {}
         for mode in modes:
-            by_host.setdefault(self._host_for(mode), []).append(mode)
+            by_host.setdefault(self.host(mode), []).append(mode)
         futures: dict[str, concurrent.futures.Future] = {}
         for host, own in by_host.items():
             if host is None:
-                task = self._jobs(_grade_jobs_in_worker, [(response, gold, mode) for mode in own])
+                task = self.submit_jobs(_grade_jobs_in_worker, [(response, gold, mode) for mode in own])
             else:
                 task = host.submit_modes(response, gold, own)
-            futures.update({mode: _mapped(task, operator.itemgetter(index)) for index, mode in enumerate(own)})
+            futures.update({mode: mapped(task, operator.itemgetter(index)) for index, mode in enumerate(own)})
         return {mode: futures[mode] for mode in modes}
 
-    def _jobs(self, func: Any, jobs: list[Job], deadline: float | None = None) -> concurrent.futures.Future:
-        """``func(jobs, timeout[, deadline])`` in one worker task, falling back to one task per job on a kill;
-        cancelling the future cancels the fall-back tasks too."""
+    def submit_jobs(self, func: Callable[..., list[Grade]], jobs: Sequence[Job],
+                    deadline: float | None = None) -> concurrent.futures.Future:
+        """Future of ``func(jobs, timeout[, deadline])`` (the Grades of ``(response, gold, mode)`` jobs) run in
+        one worker task; if that task is killed or its worker dies, the jobs are graded again one task each
+        (:meth:`submit_grade`), so every job keeps its own hard bound. Cancelling the future cancels those
+        fall-back tasks too."""
+        jobs = list(jobs)
         failed = object()
         args = (jobs, self.timeout) if deadline is None else (jobs, self.timeout, deadline)
-        batch = self._schedule(func, args, lambda: failed, lambda: failed, items=len(jobs), deadline=deadline)
+        batch = self.submit(func, *args, items=len(jobs), deadline=deadline, on_timeout=lambda: failed,
+                            on_crash=lambda: failed)
 
         def resolve(result: Any, outer: concurrent.futures.Future) -> None:
             if result is not failed:
@@ -394,19 +341,19 @@ class GradingPool:
                 outer.set_exception(exc)
                 return
             outer.add_done_callback(lambda mine: [s.cancel() for s in singles] if mine.cancelled() else None)
-            _when_all_done(singles, outer)
+            when_all_done(singles, outer)
 
-        return _chained(batch, resolve)
+        return chained(batch, resolve)
 
     def submit_vote(self, answers: list[str | None], deadline: float | None = None) -> concurrent.futures.Future:
         """Future of :func:`majority_vote`; past the timeout or the ``deadline`` (or if its worker dies) it
         falls back to exact-string majority."""
         answers = list(answers)
-        host = self._host_for(None)
+        host = self.host(None)
         if host is not None:
             return host.submit_vote(answers, deadline)
-        return self._schedule(majority_vote, (answers,), lambda: exact_majority(answers),
-                              lambda: exact_majority(answers), deadline=deadline)
+        return self.submit(majority_vote, answers, deadline=deadline, on_timeout=lambda: exact_majority(answers),
+                           on_crash=lambda: exact_majority(answers))
 
     def close(self) -> None:
         """Stop the workers. Futures of items not finished yet end too: queued ones are cancelled, a running
@@ -436,162 +383,3 @@ class GradingPool:
 def batch_size(items: int, workers: int) -> int:
     """Items per worker task: large enough to hide the per-task cost, small enough to keep workers balanced."""
     return max(1, min(MAX_BATCH, items // (workers * 8)))
-
-
-class _SharedPool:
-    """The GradingPool that grade_many calls share: started on first use, kept while calls keep coming, closed
-    after ``SHARED_POOL_IDLE_SECONDS`` idle and at exit. A call asking for other workers, another timeout or
-    another interpreter gets a new pool."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pool: GradingPool | None = None
-        self._users = 0
-        self._idle_timer: threading.Timer | None = None
-        atexit.register(self.close)
-
-    def acquire(self, workers: int, timeout: float, python: str | None = None) -> GradingPool:
-        with self._lock:
-            if self._idle_timer is not None:
-                self._idle_timer.cancel()
-                self._idle_timer = None
-            pool = self._pool
-            python = None if python is None or same_interpreter(python) else python
-            wanted = (workers, timeout, python)
-            if pool is None or (self._users == 0 and (pool.workers, pool.timeout, pool.python) != wanted):
-                if pool is not None:
-                    pool.close()
-                pool = self._pool = GradingPool(workers=workers, timeout=timeout, python=python)
-            elif (pool.workers, pool.timeout, pool.python) != wanted:  # in use by another thread: one of its own
-                return GradingPool(workers=workers, timeout=timeout, python=python)
-            self._users += 1
-            return pool
-
-    def release(self, pool: GradingPool) -> None:
-        with self._lock:
-            if pool is not self._pool:
-                pool.close()
-                return
-            self._users -= 1
-            if self._users == 0:
-                self._idle_timer = threading.Timer(SHARED_POOL_IDLE_SECONDS, self.close)
-                self._idle_timer.daemon = True
-                self._idle_timer.start()
-
-    def close(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
-            if self._idle_timer is not None:
-                self._idle_timer.cancel()
-                self._idle_timer = None
-        if pool is not None:
-            pool.close()
-
-
-_shared = _SharedPool()
-
-
-def _forget_shared_pool_in_child() -> None:
-    """A forked child has none of the parent's pool threads: it starts a pool of its own when it needs one."""
-    global _shared
-    _shared = _SharedPool()
-
-
-os.register_at_fork(after_in_child=_forget_shared_pool_in_child)
-
-
-class _RememberedVerdicts:
-    """The Grades of the boxed-answer modes ("luffy", "luffy_exact") grade_many's workers sent back, by mode,
-    interpreter and grading key (short answers only, as grade()'s own memo): a later call answers a known
-    (boxed answer, gold) here instead of sending it to a worker, as a loop over grade() in one process would
-    find it in that memo."""
-
-    def __init__(self, size: int = 8192) -> None:
-        self._lock = threading.Lock()
-        self._grades: collections.OrderedDict[tuple, Grade] = collections.OrderedDict()
-        self._size = size
-
-    @staticmethod
-    def key(response: str, gold: str | list[str], mode: str, python: str | None) -> tuple | None:
-        if mode not in BOXED_MODES:
-            return None
-        answer, golds = grading_key(response, gold, mode)
-        if len(answer or "") + sum(map(len, golds)) > MEMO_MAX_CHARS:
-            return None
-        return mode, python, answer, golds
-
-    def get(self, key: tuple | None) -> Grade | None:
-        if key is None:
-            return None
-        with self._lock:
-            found = self._grades.get(key)
-            if found is not None:
-                self._grades.move_to_end(key)
-            return found
-
-    def put(self, key: tuple | None, graded: Grade) -> None:
-        """Only finished verdicts: a timeout or a dead worker may go otherwise next time."""
-        if key is None or graded.timed_out or graded.decided_by == "worker_died":
-            return
-        with self._lock:
-            self._grades[key] = graded
-            self._grades.move_to_end(key)
-            while len(self._grades) > self._size:
-                self._grades.popitem(last=False)
-
-
-_verdicts = _RememberedVerdicts()
-
-
-def close_shared_pool() -> None:
-    """Stop grade_many's workers now instead of after their idle time."""
-    _shared.close()
-
-
-def grade_many(items: Iterable[tuple[str, str | list[str]]], mode: str = "luffy", workers: int | None = None,
-               timeout: float = 10.0, progress: bool = True, python: str | None = None) -> list[Grade]:
-    """Grade (response, gold) pairs in parallel worker processes, in input order, with a progress bar.
-
-    ``python``: grade in workers on that interpreter (see :class:`GradingPool`).
-
-    Each distinct grading key is graded once (see :func:`distinct_items`), and "luffy" verdicts from earlier
-    calls are reused; batches go out grouped by gold, so that a worker's caches serve the answers to one
-    problem together. The workers stay up for
-    ``SHARED_POOL_IDLE_SECONDS`` after the call, warm for the next one (:func:`close_shared_pool` stops them).
-    """
-    from tqdm import tqdm
-
-    check_mode(mode)
-    if timeout <= 0:
-        raise ValueError(f"timeout must be positive, got {timeout}")
-    items = list(items)
-    if not items:
-        return []
-    unique, where = distinct_items(items, mode)
-    shares = [0] * len(unique)
-    for position in where:
-        shares[position] += 1
-    python = None if python is None or same_interpreter(python) else python
-    keys = [_verdicts.key(response, gold, mode, python) for response, gold in unique]
-    graded: list[Grade | None] = [_verdicts.get(key) for key in keys]
-    order = sorted((p for p in range(len(unique)) if graded[p] is None), key=lambda p: str(unique[p][1]))
-    pool = _shared.acquire(workers or default_workers(), timeout, python)
-    try:
-        size = batch_size(len(order), pool.workers)
-        batches = {pool.submit_batch([unique[p] for p in order[start : start + size]], mode):
-                   order[start : start + size] for start in range(0, len(order), size)}
-        try:
-            with tqdm(total=len(items), desc=f"grading ({mode})", unit="item", disable=not progress) as bar:
-                bar.update(len(items) - sum(shares[p] for p in order))  # known from earlier calls
-                for done in concurrent.futures.as_completed(batches):
-                    positions = batches[done]
-                    for position, result in zip(positions, done.result(), strict=True):
-                        graded[position] = result
-                        _verdicts.put(keys[position], result)
-                    bar.update(sum(shares[position] for position in positions))
-        finally:  # interrupted (Ctrl-C): leave no queued work behind in the shared workers
-            for batch in batches:
-                batch.cancel()
-    finally:
-        _shared.release(pool)
-    return [graded[position] for position in where]  # type: ignore[misc]

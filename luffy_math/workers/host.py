@@ -2,7 +2,7 @@
 
 Workers cannot be forked from this process into another environment (multiprocessing hands a child its
 parent's executable and ``sys.path``), so a host is started with the other interpreter
-(``python -c "from luffy_math.host import main; main()"``). It runs an ordinary :class:`~luffy_math.pool.GradingPool`, with its per-item
+(``python -m luffy_math.workers.host``). It runs an ordinary :class:`~luffy_math.workers.pool.GradingPool`, with its per-item
 bounds and kills, and speaks JSON lines: requests on its stdin, replies on its stdout, its logs on stderr.
 The host exits when its stdin closes (its owner closed it or died). If the host dies, what it had not
 answered comes back as from a dead worker, and the next request starts a new host; a request with a deadline
@@ -26,7 +26,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any, BinaryIO
 
-from luffy_math.grader import Grade
+from luffy_math.grader import Grade, crashed_grade, timed_out_grade
+from luffy_math.vote import exact_majority
+from luffy_math.workers.futures import when_all_done
 
 # Seconds a new host may take to say it is ready (a fresh interpreter importing sympy on a busy machine).
 START_SECONDS = 120.0
@@ -178,7 +180,7 @@ class GradingHost:
 
     def __init__(self, python: str, workers: int, timeout: float, nice: int = 0) -> None:
         self.python = python
-        self._command = [python, "-c", "from luffy_math.host import main; main()", "--workers", str(workers),
+        self._command = [python, "-m", "luffy_math.workers.host", "--workers", str(workers),
                          "--timeout", str(timeout), "--nice", str(nice)]
         self._lock = threading.Lock()
         self._connection: _Connection | None = None
@@ -191,6 +193,12 @@ class GradingHost:
     def hello(self) -> dict[str, Any]:
         """What the host said of itself on start: its interpreter and grading-library versions."""
         return self._connect().hello
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the running host, or None while none runs (not started yet, or found dead)."""
+        connection = self._connection
+        return connection.process.pid if connection is not None and connection.alive else None
 
     def _connect(self) -> _Connection:
         """The live connection, starting a host if there is none. A start that failed is not tried again for
@@ -266,23 +274,17 @@ class GradingHost:
 
     def submit_batch(self, items: Sequence[tuple[str, str | list[str]]], mode: str,
                      deadline: float | None = None) -> concurrent.futures.Future:
-        from luffy_math.grader import crashed_grade, timed_out_grade
-
         items = [(response, gold) for response, gold in items]
         return self.submit("batch", {"items": items, "mode": mode}, _decode_grades,
                            lambda: [crashed_grade(response, mode) for response, _ in items],
                            lambda: [timed_out_grade(response, mode) for response, _ in items], deadline)
 
     def submit_modes(self, response: str, gold: str | list[str], modes: Sequence[str]) -> concurrent.futures.Future:
-        from luffy_math.grader import crashed_grade, timed_out_grade
-
         return self.submit("modes", {"response": response, "gold": gold, "modes": list(modes)}, _decode_grades,
                            lambda: [crashed_grade(response, mode) for mode in modes],
                            lambda: [timed_out_grade(response, mode) for mode in modes])
 
     def submit_vote(self, answers: list[str | None], deadline: float | None = None) -> concurrent.futures.Future:
-        from luffy_math.pool import exact_majority
-
         return self.submit("vote", {"answers": answers}, lambda answer: answer,
                            lambda: exact_majority(answers), lambda: exact_majority(answers), deadline)
 
@@ -314,8 +316,6 @@ def _decode_grades(result: list[dict[str, Any]]) -> list[Grade]:
 
 
 def _serve(pool: Any, requests: BinaryIO, write: Callable[[dict[str, Any]], None]) -> None:
-    from luffy_math.pool import _when_all_done
-
     running: dict[int, concurrent.futures.Future] = {}
     lock = threading.Lock()
 
@@ -348,7 +348,7 @@ def _serve(pool: Any, requests: BinaryIO, write: Callable[[dict[str, Any]], None
             elif op == "modes":
                 parts = pool.submit_modes(message["response"], message["gold"], message["modes"])
                 future = concurrent.futures.Future()
-                _when_all_done(list(parts.values()), future)
+                when_all_done(list(parts.values()), future)
             elif op == "vote":
                 future = pool.submit_vote(message["answers"], deadline=message["deadline"])
             else:
@@ -362,8 +362,9 @@ def _serve(pool: Any, requests: BinaryIO, write: Callable[[dict[str, Any]], None
 
 
 def main(argv: list[str] | None = None) -> None:
-    from luffy_math.pins import installed_versions, luffy_pins, under_luffy_pins
-    from luffy_math.pool import GradingPool
+    from luffy_math.pins import luffy_pins, under_luffy_pins
+    from luffy_math.workers.pool import GradingPool  # imports this module (by its name): not at the top
+    from luffy_util.versions import installed_versions
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, required=True)
