@@ -17,7 +17,7 @@ this process's CPU time) gives a step a compute budget that does not shrink when
 label that depends on a budget (LUFFY's 1 s for Math-Verify) does not change with the load.
 
 Signals only reach the main thread, so off it (or where there are no interval timers) a deadline does nothing:
-the hard bound is then the process kill in :mod:`luffy_math.pool`. Neither can stop a single long C call (a
+the hard bound is then the process kill in :mod:`luffy_math.workers.pool`. Neither can stop a single long C call (a
 huge integer power); only the kill can.
 """
 
@@ -87,8 +87,12 @@ class _Timer:
         if not self.stack:
             self.pass_on(signum, frame)
             return
-        if _in_bookkeeping(frame):
+        interrupted = _interrupted(frame)
+        if interrupted == "bookkeeping":
             signal.setitimer(self.which, _DEFER_SECONDS)  # the bookkeeping re-arms the timer when it is done
+            return
+        if interrupted == "no owner":  # cannot happen: their calls are gone, and raising would hit a stranger
+            self.stack.clear()
             return
         now = self.now()
         expired = [d for d in self.stack if d.at <= now + 1e-3]
@@ -114,13 +118,22 @@ class _Timer:
             signal.raise_signal(signum)
 
 
-def _in_bookkeeping(frame: Any) -> bool:
-    """Whether the interrupted code is this module's own (or the ``signal`` module's wrappers it calls)."""
-    while frame is not None and frame.f_globals is vars(signal):
+def _interrupted(frame: Any) -> Literal["func", "bookkeeping", "no owner"]:
+    """What the signal interrupted, judged by the nearest frame of this module up the chain: a deadline's
+    ``func`` (that frame is a ``call_with_deadline`` running it), or this module's own bookkeeping, however deep
+    (the ``signal`` module's wrappers it calls and the ``enum`` conversions those run, a dataclass ``__init__``,
+    a comprehension, a finalizer the garbage collector runs meanwhile). Only the innermost frame used to be
+    looked at, past the ``signal`` module's: a signal landing in ``enum`` code converting ``pthread_sigmask``'s
+    result in ``_enter`` raised there, escaped before the ``try`` and left the deadline on the stack."""
+    innermost = frame
+    while frame is not None and frame.f_globals is not _GLOBALS:
         frame = frame.f_back
-    return frame is not None and frame.f_globals is globals()
+    if frame is None:
+        return "no owner"
+    return "func" if frame is not innermost and frame.f_code is call_with_deadline.__code__ else "bookkeeping"
 
 
+_GLOBALS = globals()
 _timers: dict[str, _Timer] = {}
 if hasattr(signal, "setitimer"):
     _timers = {
@@ -178,8 +191,8 @@ def _leave(timer: _Timer, me: _Deadline, outer_expired: bool) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, {timer.signum})
     try:
         signal.setitimer(timer.which, 0)
-        if me in timer.stack:
-            timer.stack.remove(me)
+        if me in timer.stack:  # with any left above it: their calls ran inside this one and are over
+            del timer.stack[timer.stack.index(me):]
         if timer.stack:
             # An outer deadline already unwinding gets its retry (see _RETRY_SECONDS), not a second raise now.
             if outer_expired:
