@@ -112,7 +112,7 @@ def close_shared_pool() -> None:
         keeper.close()
 
 
-class _RememberedVerdicts:
+class VerdictCache:
     """The Grades of the boxed-answer modes ("luffy", "luffy_exact") grade_many's workers sent back, by mode,
     interpreter and grading key (short answers only, as grade()'s own memo): a later call answers a known
     (boxed answer, gold) here instead of sending it to a worker, as a loop over grade() in one process would
@@ -152,7 +152,7 @@ class _RememberedVerdicts:
                 self._grades.popitem(last=False)
 
 
-_verdicts = _RememberedVerdicts()
+verdict_cache = VerdictCache()
 
 
 def grade_many(items: Iterable[tuple[str, str | list[str]]], mode: str = "luffy", workers: int | None = None,
@@ -179,8 +179,8 @@ def grade_many(items: Iterable[tuple[str, str | list[str]]], mode: str = "luffy"
     for position in where:
         shares[position] += 1
     python = None if python is None or same_interpreter(python) else python
-    keys = [_verdicts.key(response, gold, mode, python) for response, gold in unique]
-    graded: list[Grade | None] = [_verdicts.get(key) for key in keys]
+    keys = [verdict_cache.key(response, gold, mode, python) for response, gold in unique]
+    graded: list[Grade | None] = [verdict_cache.get(key) for key in keys]
     order = sorted((p for p in range(len(unique)) if graded[p] is None), key=lambda p: str(unique[p][1]))
     keeper = _shared_pools()
     pool = keeper.acquire(workers or default_workers(), timeout, python)
@@ -195,7 +195,7 @@ def grade_many(items: Iterable[tuple[str, str | list[str]]], mode: str = "luffy"
                     positions = batches[done]
                     for position, result in zip(positions, done.result(), strict=True):
                         graded[position] = result
-                        _verdicts.put(keys[position], result)
+                        verdict_cache.put(keys[position], result)
                     bar.update(sum(shares[position] for position in positions))
         finally:  # interrupted (Ctrl-C): leave no queued work behind in the shared workers
             for batch in batches:

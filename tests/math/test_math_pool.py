@@ -13,7 +13,7 @@ from pebble import ProcessExpired
 
 from luffy_math import Grade, grade
 from luffy_math.workers import GradingPool, close_shared_pool, distinct_items, grade_many, shared_pool
-from luffy_math.workers.bulk import _verdicts
+from luffy_math.workers.bulk import verdict_cache
 from luffy_math.workers.pool import KILL_GRACE_SECONDS, WORKER_MEMORY_BYTES
 
 ADVERSARIAL = {
@@ -120,7 +120,7 @@ def test_grade_many_keeps_its_workers_warm_between_calls() -> None:
 
 
 def test_grade_many_reuses_finished_luffy_verdicts_only() -> None:
-    verdicts = _verdicts  # the parent-side cache of grade_many (kept while it is measured)
+    verdicts = verdict_cache  # the parent-side cache of grade_many (kept: the grading benchmark shows it pays, docs/luffy_math.md)
     fresh = (r"So \boxed{6\sqrt{7}}", r"\sqrt{252}")
     first = grade_many([fresh], progress=False)[0]
     assert first.correct and verdicts.get(verdicts.key(*fresh, "luffy", None)) == first
