@@ -1,4 +1,5 @@
-from benchmarks.cli import main
+from benchmarks.cli import main, stop_on_sigterm
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     raise SystemExit(main())

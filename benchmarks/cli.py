@@ -1,9 +1,10 @@
-"""python -m benchmarks run | score | report | compare (argparse). Errors end as one line on stderr and exit code 2."""
+"""python -m benchmarks run | score | report | compare | replay (argparse). Errors end as one line on stderr and exit code 2."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from benchmarks.samplers.base import Sampling
 from benchmarks.sources import data_file
 from benchmarks.tasks import BENCHMARKS, MATH_BENCHMARKS
 from benchmarks.templates import TEMPLATES
+from luffy_math.grader import MODES as GRADERS
 from luffy_serve import arg_types
 from luffy_util.errors import first_line
 
@@ -73,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="openai backend: seconds per request")
     run.add_argument("--grading-workers", type=arg_types.positive_int,
                      help="luffy_math grading processes beside generation (default: a quarter of the cores, 1 to 4)")
+    run.add_argument("--vote", choices=["full", "adaptive"], default="full",
+                     help="adaptive: draw each problem's samples in waves until its majority is settled (maj@k only; "
+                          "Adaptive-Consistency's Beta criterion, arXiv 2305.11860); full: all n samples")
+    run.add_argument("--vote-confidence", type=open_probability, default=0.95,
+                     help="--vote adaptive: stop when the leading answer stays ahead with this probability")
+    run.add_argument("--vote-wave", type=arg_types.positive_int,
+                     help="--vote adaptive: samples each open problem gets per wave (default: the fewest that could "
+                          "settle it)")
     run.add_argument("--no-progress", action="store_true")
 
     score = sub.add_parser("score", help="(re)grade stored generations, then write the report")
@@ -93,7 +103,37 @@ def build_parser() -> argparse.ArgumentParser:
                          help="published rows to show beside the runs, e.g. card:luffy-qwen-math-1.5b-zero")
     compare.add_argument("--resamples", type=at_least_1000, default=2000, help="bootstrap resamples (>= 1000)")
     compare.add_argument("--seed", type=arg_types.seed, default=0, help="bootstrap seed")
+
+    replay = sub.add_parser("replay", help="what an adaptive vote would have saved on a run recorded with n samples "
+                            "per problem: the stopping rule over random orders; replay.md/.json/.png")
+    replay.add_argument("path", type=Path, help="run directory, or one generations JSONL")
+    replay.add_argument("--confidence", type=confidences, default=(0.8, 0.9, 0.95, 0.99),
+                        help="comma-separated confidences, each in (0, 1) (default 0.8,0.9,0.95,0.99)")
+    replay.add_argument("--orders", type=arg_types.positive_int, default=200, help="random orders per problem")
+    replay.add_argument("--seed", type=arg_types.seed, default=0, help="seed of the orders")
+    replay.add_argument("--grader", choices=GRADERS, default="luffy", help="whose extracted answers vote")
+    replay.add_argument("--out", type=arg_types.output_dir, help="where the files go (default: RUN/replay)")
+    replay.add_argument("--no-progress", action="store_true")
     return parser
+
+
+def open_probability(text: str) -> float:
+    """A number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {text}")
+    return value
+
+
+def confidences(text: str) -> tuple[float, ...]:
+    """"0.9" or "0.8,0.95": each strictly between 0 and 1."""
+    values = tuple(open_probability(item.strip()) for item in text.split(",") if item.strip())
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected confidences like 0.9,0.95, got {text!r}")
+    return values
 
 
 def at_least_1000(text: str) -> int:
@@ -132,6 +172,8 @@ def command_run(args: argparse.Namespace) -> None:
         raise HarnessError(f"--base-url is for --backend openai, not {args.backend}")
     if args.replicas > 1 and args.backend != "ray":
         raise HarnessError("--replicas is for --backend ray")
+    if args.vote != "adaptive" and args.vote_wave is not None:
+        raise HarnessError("--vote-wave is for --vote adaptive")
     if args.backend in ("vllm", "ray"):
         try:
             arg_types.model(args.model)
@@ -169,7 +211,34 @@ def command_run(args: argparse.Namespace) -> None:
         except Exception as e:  # a wrong path, an unsupported architecture, not enough memory
             raise HarnessError(f"cannot start vLLM on {args.model}: {first_line(e)}") from e
 
+    if args.vote == "adaptive":
+        from benchmarks.adaptive import run_adaptive
+
+        print(run_adaptive(options, make_sampler, args.vote_confidence, args.vote_wave))
+        return
     print(run(options, make_sampler))
+
+
+def command_replay(args: argparse.Namespace) -> None:
+    from benchmarks.replay import run_replay
+
+    markdown, out = run_replay(args.path, args.out, args.confidence, args.orders, args.seed, args.grader,
+                               progress=not args.no_progress)
+    print(markdown)
+    print(f"wrote {out / 'replay.md'}, replay.json, replay.png")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's or a supervisor's stop), handled as Ctrl-C is: what is finished gets stored."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def stop_on_sigterm() -> None:
+    """From here on SIGTERM raises :class:`Terminated` in the main thread (``python -m benchmarks`` calls it)."""
+    signal.signal(signal.SIGTERM, _terminated)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             print(report.build(args.path))
         elif args.command == "compare":
             command_compare(args)
+        elif args.command == "replay":
+            command_replay(args)
         else:
             from benchmarks import report
 
@@ -192,7 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished samples are stored; rerun the same command to resume", file=sys.stderr)
-        return 130
+    except OSError as e:  # a disk that fails under a write not named above: one line, not a traceback
+        print(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        why = " (SIGTERM)" if isinstance(e, Terminated) else ""
+        print(f"interrupted{why}: finished samples are stored; rerun the same command to resume", file=sys.stderr)
+        return 128 + signal.SIGTERM if isinstance(e, Terminated) else 130
     return 0

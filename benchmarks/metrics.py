@@ -88,6 +88,9 @@ def spread(values: list[float]) -> dict[str, Any]:
 def compute(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Per benchmark (paper order first) and per recorded grader (``"graders"``, GRADERS order): each metric's
     mean and std over seeds, and Avg."""
+    if any(isinstance(r.get("vote"), dict) for r in records):
+        raise ValueError("these samples come from an adaptive vote (--vote adaptive): avg@k and pass@k need all n "
+                         "samples of every problem and are not computed from them; its maj@k is in vote.md")
     missing = [r for r in records if "grades" not in r]
     if missing:
         raise ValueError(f"{len(missing)} samples are not graded yet (run `python -m benchmarks score`)")

@@ -220,9 +220,13 @@ def build(path: Path, out_dir: Path | None = None) -> str:
         lines += [f"## Details (grader: {grader})", "", *details_table(result, grader), ""]
     lines += [*setup_lines(result, meta, records), ""]
     markdown = "\n".join(lines)
-    replace_together({
-        out_dir / "report.md": lambda path: path.write_text(markdown),
-        out_dir / "report.json": lambda path: path.write_text(json.dumps({**result, "meta": meta}, indent=1)),
-        out_dir / "report.png": lambda path: chart(result, path, chart_caption(meta, records, result["graders"])),
-    })
+    try:
+        replace_together({
+            out_dir / "report.md": lambda path: path.write_text(markdown),
+            out_dir / "report.json": lambda path: path.write_text(json.dumps({**result, "meta": meta}, indent=1)),
+            out_dir / "report.png": lambda path: chart(result, path, chart_caption(meta, records, result["graders"])),
+        })
+    except OSError as e:  # a full disk: the previous report files stay whole, the samples are untouched
+        raise HarnessError(f"cannot write the report in {out_dir}: {e.strerror or e}; the samples are stored: "
+                           f"`python -m benchmarks report {path}` writes it once there is room") from e
     return markdown

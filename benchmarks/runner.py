@@ -15,10 +15,10 @@ from typing import Any
 from tqdm import tqdm
 
 from benchmarks.grading import collect, grader_versions, graders_here, submit_all
-from benchmarks.problems import Problem
+from benchmarks.problems import HarnessError, Problem
 from benchmarks.samplers.base import Completion, Sampler, SampleRequest, Sampling
 from benchmarks.sources import load_problems
-from benchmarks.store import SampleStore
+from benchmarks.store import SampleStore, append_line, cannot_write
 from benchmarks.tasks import BENCHMARKS
 
 # Grading workers run at this lower priority: they take the CPU time generation leaves (a vLLM engine's
@@ -106,6 +106,8 @@ class Collector:
         self.tally: dict[str, list[int]] = {}  # benchmark -> [correct (luffy grader), graded], for the bar
 
     def on_done(self, completion: Completion) -> None:
+        if self.errors:  # the store failed (a full disk): stop the sampler instead of generating into the void
+            raise self.errors[0]
         problem = self.problems[completion.key[:2]]
         futures = submit_all(self.pool, completion.response, problem.gold, self.graders)
         remaining = [len(futures)]
@@ -203,10 +205,14 @@ def run(options: RunOptions, make_sampler: Callable[[], Sampler]) -> str:
                         sampler.close()
         else:
             print(f"all {total} samples already in {store.path}", file=sys.stderr)
-        with (options.out / "runs.jsonl").open("a") as f:
-            f.write(json.dumps({"time": started, "argv": sys.argv[1:], "generated": len(pending),
-                                "graders": list(graders), "seconds": round(time.time() - started, 2),
-                                "versions": package_versions()}) + "\n")
+        runs = options.out / "runs.jsonl"
+        try:
+            append_line(runs, json.dumps({"time": started, "argv": sys.argv[1:], "generated": len(pending),
+                                          "graders": list(graders), "seconds": round(time.time() - started, 2),
+                                          "versions": package_versions()}))
+        except OSError as e:
+            raise HarnessError(f"{cannot_write(runs, e)}; the samples are stored: rerun the same command once "
+                               "there is room") from e
     except BaseException:
         if len(store.records) == stored_before:  # refused or failed before storing anything: leave no trace
             store.close()

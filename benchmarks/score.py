@@ -19,7 +19,15 @@ from typing import Any
 from tqdm import tqdm
 
 from benchmarks.grading import collect, grader_versions, graders_here, submit_all
-from benchmarks.store import generation_files, read_jsonl, require_fields, write_jsonl_atomic
+from benchmarks.problems import HarnessError
+from benchmarks.store import (
+    append_line,
+    cannot_write,
+    generation_files,
+    read_jsonl,
+    require_fields,
+    write_jsonl_atomic,
+)
 
 REQUIRED = ("benchmark", "problem", "sample", "response", "gold")
 
@@ -57,7 +65,11 @@ def score(path: Path, workers: int | None = None, progress: bool = True) -> int:
         write_jsonl_atomic(file, records)
     scored = sum(len(records) for records in files.values())
     run_dir = path if path.is_dir() else path.parent
-    with (run_dir / "runs.jsonl").open("a") as f:
-        f.write(json.dumps({"time": started, "argv": sys.argv[1:], "scored": scored, "graders": list(graders),
-                            "seconds": round(time.time() - started, 2), "versions": grader_versions()}) + "\n")
+    runs = run_dir / "runs.jsonl"
+    try:
+        append_line(runs, json.dumps({"time": started, "argv": sys.argv[1:], "scored": scored, "graders": list(graders),
+                                      "seconds": round(time.time() - started, 2), "versions": grader_versions()}))
+    except OSError as e:
+        raise HarnessError(f"{cannot_write(runs, e)}; the grades are written: only this run's log line is "
+                           "missing") from e
     return scored

@@ -1,12 +1,15 @@
 """The resumable sample store: one JSONL per seed, one line per finished sample, flushed as it lands.
 
 A line is written whole with a single write and flushed, so `kill -9` can at worst leave one torn last
-line, which the next open cuts off. Each line carries the hash of its benchmark's config; the configs
-themselves live in configs.json so a refusal can say what changed.
+line, which the next open cuts off. A write that fails (a full disk) is cut back off at once, so the file
+stays whole records, and the store takes nothing more: the run ends with one error line and resumes from
+what is stored. Each line carries the hash of its benchmark's config; the configs themselves live in
+configs.json so a refusal can say what changed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -81,6 +84,34 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return [r for f in generation_files(path) for r in read_jsonl(f)]
 
 
+def cannot_write(path: Path, exc: OSError) -> str:
+    """``cannot write PATH: No space left on device``: the one line an OS error on a write becomes."""
+    return f"cannot write {path}: {exc.strerror or exc}"
+
+
+def append_whole(fd: int, data: bytes) -> None:
+    """Append ``data`` to the file open (O_APPEND) as ``fd``, whole or not at all: what a failing write (a full
+    disk) left of it is cut off again before the error is raised."""
+    end = os.lseek(fd, 0, os.SEEK_END)
+    try:
+        written = 0
+        while written < len(data):  # straight to the OS: nothing waits in a Python buffer
+            written += os.write(fd, data[written:])
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, end)
+        raise
+
+
+def append_line(path: Path, line: str) -> None:
+    """One line appended whole (or an OSError, with the file as it was)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        append_whole(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
 def write_jsonl_atomic(path: Path, records: list[dict[str, Any]]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -112,16 +143,20 @@ class SampleStore:
     """Append-only store for one seed of one run directory."""
 
     def __init__(self, out_dir: Path, seed: int):
-        out_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
         self.path = out_dir / f"generations.seed{seed}.jsonl"
         self.configs_path = out_dir / "configs.json"
         self.records: dict[Key, dict[str, Any]] = {}
-        if self.path.exists():
-            for record in read_jsonl(self.path, repair=True):
-                self.records.setdefault(record_key(record), record)
         self._lock = threading.Lock()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._failed: HarnessError | None = None  # the first failed append: the store takes nothing after it
+        try:  # opening the file for appending is the check that the directory can be written, before any engine
+            out_dir.mkdir(parents=True, exist_ok=True)
+            if self.path.exists():
+                for record in read_jsonl(self.path, repair=True):
+                    self.records.setdefault(record_key(record), record)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise HarnessError(cannot_write(Path(e.filename or self.path), e)) from e
 
     def configs(self) -> dict[str, dict[str, Any]]:
         return json.loads(self.configs_path.read_text()) if self.configs_path.exists() else {}
@@ -140,21 +175,38 @@ class SampleStore:
         if digest not in known:
             known[digest] = config
             tmp = self.configs_path.with_name("configs.json.tmp")
-            tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
-            os.replace(tmp, self.configs_path)
+            try:
+                tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
+                os.replace(tmp, self.configs_path)
+            except OSError as e:
+                tmp.unlink(missing_ok=True)
+                raise HarnessError(cannot_write(self.configs_path, e)) from e
         return digest
 
     def append(self, record: dict[str, Any]) -> None:
+        """Store one record, whole; after a failed write a HarnessError, this one and every later one."""
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
         with self._lock:
-            written = 0
-            while written < len(line):  # straight to the OS: nothing waits in a Python buffer
-                written += os.write(self._fd, line[written:])
+            if self._failed is not None:
+                raise self._failed
+            try:
+                append_whole(self._fd, line)
+            except OSError as e:
+                self._failed = HarnessError(
+                    f"{cannot_write(self.path, e)}; the {len(self.records)} samples stored there are whole: make "
+                    "room and rerun the same command to resume")
+                raise self._failed from e
             self.records[record_key(record)] = record
 
     def close(self) -> None:
         with self._lock:
-            if self._fd >= 0:
-                os.fsync(self._fd)
-                os.close(self._fd)
-                self._fd = -1
+            if self._fd < 0:
+                return
+            fd, self._fd = self._fd, -1
+            try:
+                os.fsync(fd)
+            except OSError as e:
+                if self._failed is None:  # a failure already reported says the same
+                    raise HarnessError(cannot_write(self.path, e)) from e
+            finally:
+                os.close(fd)

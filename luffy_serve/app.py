@@ -14,6 +14,7 @@ below 400 pass straight through: nothing is buffered or parsed on the streaming 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -169,6 +170,12 @@ class LuffyApp:
             receive = await self._limit_body(scope, receive, send)
             if receive is not None:
                 await self._route(scope, receive, send, path, in_demo)
+        except asyncio.CancelledError:  # the server stops (its engine died) before this request could finish
+            if not send.started:  # type: ignore[attr-defined]
+                with contextlib.suppress(Exception):  # the connection may be gone already
+                    await error_response(503, "The server is shutting down; retry shortly.",
+                                         "ServiceUnavailableError")(scope, receive, send)
+            raise
         except RecursionError:  # a body nested too deeply for a route's JSON parser: the client's fault
             if send.started:  # type: ignore[attr-defined]
                 raise

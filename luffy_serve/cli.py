@@ -10,7 +10,9 @@ Every vLLM serving flag works as with ``vllm serve`` (``--tensor-parallel-size``
 - responses carry ``answer``, ``majority_answer`` and, on request, ``grade`` (see math_extras.py);
 - ``POST /v1/grade``; ``--demo`` mounts the Gradio demo at ``/demo``;
 - bad flags, a model that cannot be found, a parser that cannot work with the tokenizer, a port that cannot
-  be bound: one line on stderr and exit code 2, before any weights load.
+  be bound: one line on stderr and exit code 2, before any weights load;
+- SIGTERM drains the responses in flight and exits 0; an engine that dies while serving ends the server with
+  exit code 1 (its streams get vLLM's error event first), so that a supervisor starts a fresh one.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from luffy_util.errors import first_line
 
 from . import arg_types
 from .cpu_memory import fill_in_memory_share
+from .orphans import adopt_orphans, stop_descendants
 from .reasoning import AUTO, ReasoningSetupError, choose_split, load_tokenizer
 from .registry import CHECKPOINTS, DEFAULT_MODEL, resolve
 
@@ -201,12 +204,17 @@ def bind_socket(host: str | None, port: int) -> socket.socket:
     return sock
 
 
-async def serve(args: argparse.Namespace, sock: socket.socket) -> None:
-    """Answer HTTP at once (503 while loading), load the engine in a thread, then attach vLLM's app."""
+async def serve(args: argparse.Namespace, sock: socket.socket) -> int:
+    """Answer HTTP at once (503 while loading), load the engine in a thread, then attach vLLM's app.
+
+    Returns the exit code: 0 after SIGTERM or SIGINT (in-flight responses drain first), ENGINE_DEAD_EXIT when
+    the engine died while serving (its requests end with vLLM's error; the server then stops, so that a
+    supervisor starts a fresh one instead of keeping a process that answers 503 for good).
+    """
     from luffy_math.workers import GradingPool
 
     from .app import GRADE_NICE, Limits, LuffyApp
-    from .vllm_compat import build_app, create_engine, init_app_state
+    from .vllm_compat import build_app, create_engine, engine_died, init_app_state, terminate_if_errored
 
     api_keys = args.api_key if isinstance(args.api_key, list) else ([args.api_key] if args.api_key else [])
     args.api_key = None  # luffy's own check answers 401 in OpenAI's error shape; vLLM's would not
@@ -243,6 +251,7 @@ async def serve(args: argparse.Namespace, sock: socket.socket) -> None:
         loop.add_signal_handler(sig, stop.set)
     http = asyncio.create_task(server.serve(sockets=[sock]))
     engine = None
+    dead = False
     try:
         loading = asyncio.create_task(asyncio.to_thread(create_engine, args))
         stopping = asyncio.create_task(stop.wait())
@@ -251,22 +260,42 @@ async def serve(args: argparse.Namespace, sock: socket.socket) -> None:
             await http  # the port could not be bound: raise its error
         engine = await loading  # on a signal mid-load, still wait so the engine can be shut down
         if stop.is_set():
-            return
+            return 0
         tasks = await engine.get_supported_tasks()
         vllm_app = build_app(args, tasks, engine.model_config)
         await init_app_state(engine, vllm_app.state, args, tasks)
-        vllm_app.state.server = server  # vLLM's engine-dead handler stops the server through it
+        vllm_app.state.server = server  # vLLM's engine-dead handler (non-streaming requests) stops it through this
+        died = asyncio.create_task(engine_died(engine))
         async with vllm_app.router.lifespan_context(vllm_app):
             app.attach(vllm_app, split_text=args.split_reasoning_text)
             logger.info("luffy-serve ready on http://%s:%s", args.host, args.port)
-            await asyncio.wait({stopping, http}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({stopping, http, died}, return_when=asyncio.FIRST_COMPLETED)
+            if engine.errored and not stop.is_set():
+                # The error events are out already: open responses get a short grace, not a drain. Whether
+                # to stop is vLLM's own rule (VLLM_KEEP_ALIVE_ON_ENGINE_DEATH keeps the server up).
+                server.config.timeout_graceful_shutdown = ENGINE_DEAD_GRACE_S
+                terminate_if_errored(server, engine)
+                logger.error("the vLLM engine died: %s", f"luffy-serve stops with exit code {ENGINE_DEAD_EXIT} "
+                             "so that its supervisor starts a fresh one" if server.should_exit else
+                             "luffy-serve stays up (VLLM_KEEP_ALIVE_ON_ENGINE_DEATH), answering 503")
+                await asyncio.wait({stopping, http}, return_when=asyncio.FIRST_COMPLETED)
+        died.cancel()
+        dead = engine.errored and not stop.is_set()
     finally:
         server.should_exit = True
         await asyncio.gather(http, return_exceptions=True)
+        if dead:  # nothing is left to finish: stop the workers, the grading host and the engine's orphans at once
+            stop_descendants(grace=ORPHAN_GRACE_S)
         if engine is not None:
             engine.shutdown()
         pool.close()
         grade_pool.close()
+    return ENGINE_DEAD_EXIT if dead else 0
+
+
+ENGINE_DEAD_EXIT = 1  # the engine died while serving (start-up refusals exit 2)
+ENGINE_DEAD_GRACE_S = 1.0  # after the engine died: seconds for open responses to finish sending their error
+ORPHAN_GRACE_S = 0.2  # then for the processes left (grading workers, the engine's orphaned worker) to end on SIGTERM
 
 
 class QuietServer(uvicorn.Server):
@@ -297,14 +326,26 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     logger.info("reasoning split: %s", "by text (no single think tokens)" if args.split_reasoning_text
                 else f"vLLM parser {args.reasoning_parser!r}" if args.reasoning_parser else "none")
+    adopt_orphans()  # an engine core that dies leaves its worker process to this one, to be stopped on the way out
+    died = False
     try:
-        uvloop.run(serve(args, sock))  # the event loop vLLM's own server runs on
+        code = uvloop.run(serve(args, sock))  # the event loop vLLM's own server runs on
+        died = code == ENGINE_DEAD_EXIT
     except KeyboardInterrupt:
-        pass
+        code = 0
     except Exception as exc:  # engine start-up failures: one line, not a traceback wall
         logger.debug("start-up failed", exc_info=True)
         print(f"luffy-serve: error: {type(exc).__name__}: {first_line(exc)}", file=sys.stderr)
-        sys.exit(1)
+        code = 1
+    finally:
+        stopped = stop_descendants()
+        logger.debug("stopped on the way out: %s", ", ".join(stopped) or "nothing")
+    if died:  # all it started is stopped: skip the interpreter's teardown (seconds with torch and vLLM loaded)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ this layer only adds fields that the official ``openai`` client tolerates:
   answer the "luffy" grade reads; the graded text is LUFFY's: what follows the first ``</think>``, or the
   whole output when the thought never closed (luffy_math.answer);
 - with ``n > 1``, top-level ``majority_answer`` (equivalence-aware vote) and ``majority_reason`` (null, or
-  why the majority is null: ``no_answer``, ``timed_out``);
+  why the majority is null: ``no_answer``, ``timed_out``); with ``"vote": {"mode": "adaptive"}`` the samples
+  run in waves and stop once the majority is settled (luffy_serve.adaptive_vote: vLLM's handler serves the
+  request, the engine calls underneath it are the vote's), ``vote`` says how many were used, and ``usage``
+  counts the aborted samples' tokens too;
 - when the request carries ``gold`` (str or list), per choice ``grade`` (luffy_math's Grade as a dict),
   graded with ``grade_mode`` ("luffy" by default, "math_verify", or "luffy_exact" where the environment with
   LUFFY's pins exists); a grade that could not finish in time says ``timed_out: true``.
@@ -31,8 +34,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from luffy_math import MODES, answer_part, answer_part_parsed, available_modes, boxed_answer
 from luffy_math.grader import crashed_grade, timed_out_grade
 from luffy_math.thinking import StreamSplit, split_response
+from luffy_math.vote import exact_groups, vote_groups
 from luffy_math.workers import GradingPool
 
+from .adaptive_vote import ACTIVE, VoteRun, install, parses_reasoning, vote_problem, vote_spec
 from .errors import error_response
 
 CHAT = "/v1/chat/completions"
@@ -59,15 +64,21 @@ class MathRequest:
         self.n = body.get("n") or 1
         self.gold = body.get("gold")
         self.mode = body.get("grade_mode", "luffy")
+        self.vote = body.get("vote")
+        self.body = body
 
-    def problem(self) -> str | None:
-        """A reason to refuse the request, or None."""
+    def problem(self) -> tuple[str, str] | None:
+        """(a reason to refuse the request, the field it is about), or None."""
         gold = self.gold
         if gold is not None and not (
             isinstance(gold, str) or (isinstance(gold, list) and gold and all(isinstance(g, str) for g in gold))
         ):
-            return "'gold' must be a string or a non-empty list of strings"
-        return mode_problem("grade_mode", self.mode)
+            return "'gold' must be a string or a non-empty list of strings", "gold"
+        if (problem := mode_problem("grade_mode", self.mode)) is not None:
+            return problem, "grade_mode"
+        if self.vote is not None and (problem := vote_problem(self.vote, self.body.get("n"), self.body)) is not None:
+            return problem, "vote"
+        return None
 
     @property
     def wants_vote(self) -> bool:
@@ -104,11 +115,23 @@ class MathExtras:
             return
         request = MathRequest(parsed)
         if (problem := request.problem()) is not None:
-            await error_response(400, problem, "BadRequestError", "gold")(scope, receive, send)
+            await error_response(400, problem[0], "BadRequestError", problem[1])(scope, receive, send)
             return
         is_chat = scope["path"] == CHAT
         rewriter = _StreamRewriter if parsed.get("stream") else _JsonRewriter
-        await self.app(scope, receive, rewriter(self, request, is_chat, send).send)
+        if request.vote is None:
+            await self.app(scope, receive, rewriter(self, request, is_chat, send).send)
+            return
+        if not install(self.app):
+            await error_response(501, "adaptive votes need vLLM's OpenAI handlers", "NotImplementedError",
+                                 "vote")(scope, receive, send)
+            return
+        run = VoteRun(self, vote_spec(request.vote, request.n), request.n, is_chat, parses_reasoning(self.app))
+        token = ACTIVE.set(run)  # vLLM's handler runs in this context: its engine calls become the vote's
+        try:
+            await self.app(scope, receive, rewriter(self, request, is_chat, send, run).send)
+        finally:
+            ACTIVE.reset(token)
 
     async def vote(self, answers: list[str | None]) -> tuple[str | None, str | None]:
         """(majority answer, why it is None): an equivalence-aware vote over the choices' answers."""
@@ -123,6 +146,20 @@ class MathExtras:
         except Exception:  # a vote never breaks a response: it says why it has no answer
             return None, "timed_out"
 
+    async def vote_groups(self, answers: list[str | None]) -> tuple[list[tuple[str, int]], str | None]:
+        """(the answers' equivalence groups with their counts, None), or exact-text groups and "timed_out"
+        when the equivalence-aware grouping could not finish."""
+        given = [a for a in answers if a is not None]
+        if len(set(given)) <= 1:  # one text (or none): no worker needed
+            return exact_groups(given), None
+        try:
+            future = self.pool.submit(vote_groups, list(answers), items=len(given), on_timeout=_unfinished,
+                                      on_crash=_unfinished)
+            groups = await asyncio.wait_for(asyncio.wrap_future(future), self.vote_timeout)
+        except Exception:  # a vote never breaks a response
+            groups = None
+        return (groups, None) if groups is not None else (exact_groups(given), "timed_out")
+
     async def grade(self, request: MathRequest, text: str) -> dict[str, Any]:
         """The choice's grade against the request's gold, as a dict; ``timed_out`` when it did not finish."""
         try:
@@ -133,6 +170,11 @@ class MathExtras:
         except Exception:  # the pool is closing or broken: the grade says it failed, the response goes on
             graded = crashed_grade(text, request.mode)
         return asdict(graded)
+
+
+def _unfinished() -> None:
+    """What a grouping that was killed (past its time, or with its worker) resolves to."""
+    return None
 
 
 async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
@@ -184,8 +226,10 @@ def _choice_text(choice: dict[str, Any], is_chat: bool, split_text: bool) -> str
 class _JsonRewriter:
     """Hold a non-stream 200 response, add the fields, send it with the new length."""
 
-    def __init__(self, extras: MathExtras, request: MathRequest, is_chat: bool, send: Send):
+    def __init__(self, extras: MathExtras, request: MathRequest, is_chat: bool, send: Send,
+                 vote: VoteRun | None = None):
         self.extras, self.request, self.is_chat, self.downstream = extras, request, is_chat, send
+        self.vote_run = vote
         self.start: Message | None = None
         self.chunks: list[bytes] = []
         self.passthrough = False
@@ -229,6 +273,10 @@ class _JsonRewriter:
                 choice["grade"] = grade
         if self.request.wants_vote:
             payload["majority_answer"], payload["majority_reason"] = await self.extras.vote(answers)
+        if self.vote_run is not None:
+            payload["vote"] = self.vote_run.vote_field()
+            if isinstance(payload.get("usage"), dict):
+                self.vote_run.usage(payload["usage"])
         return _encode(payload)
 
 
@@ -284,8 +332,10 @@ class _StreamRewriter:
     tag, several choices) are decoded, changed and encoded again.
     """
 
-    def __init__(self, extras: MathExtras, request: MathRequest, is_chat: bool, send: Send):
+    def __init__(self, extras: MathExtras, request: MathRequest, is_chat: bool, send: Send,
+                 vote: VoteRun | None = None):
         self.extras, self.request, self.is_chat, self.downstream = extras, request, is_chat, send
+        self.vote_run = vote
         self.split_text = is_chat and extras.split_text
         self.passthrough = False
         self.pending = b""
@@ -338,6 +388,11 @@ class _StreamRewriter:
         except msgspec.DecodeError:
             return event
         if not peek.choices:
+            if self.vote_run is not None and b'"usage"' in data:  # the usage chunk: aborted samples count too
+                chunk = _decode(data)
+                if isinstance(chunk.get("usage"), dict):
+                    self.vote_run.usage(chunk["usage"])
+                    return b"data: " + _encode(chunk)
             return event
         self.meta = peek
         edits = [self._take(choice) for choice in peek.choices]
@@ -353,7 +408,7 @@ class _StreamRewriter:
                 self._apply(choice.setdefault("delta", {}), edit)
             if seen.finish_reason is not None:
                 text = self._finish(choice, seen.index)
-                if self.request.gold is not None:
+                if self.request.gold is not None and seen.finish_reason != "abort":
                     choice["grade"] = await self.extras.grade(self.request, text)
         return b"data: " + _encode(chunk)
 
@@ -409,8 +464,13 @@ class _StreamRewriter:
 
     async def _vote_chunk(self) -> dict[str, Any]:
         assert self.meta is not None
-        answers = [self.answers.get(i) for i in sorted(self.texts)]
+        indices = sorted(self.texts)
+        if self.vote_run is not None:  # the counted samples only
+            indices = list(range(self.vote_run.counted))
+        answers = [self.answers.get(i) for i in indices]
         chunk: dict[str, Any] = {k: getattr(self.meta, k) for k in ("id", "object", "created", "model")}
         chunk["choices"] = []
         chunk["majority_answer"], chunk["majority_reason"] = await self.extras.vote(answers)
+        if self.vote_run is not None:
+            chunk["vote"] = self.vote_run.vote_field()
         return chunk

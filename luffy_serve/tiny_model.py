@@ -151,16 +151,18 @@ def make_tokenizer(vocab: str, pairs: list[tuple[str, str]], vocab_size: int):
 
 
 def build(out_dir: str | Path, teach_steps: int = 200, seed: int = 0, vocab_size: int = 1024,
-          vocab: str = "tiny") -> Path:
+          vocab: str = "tiny", corpus: list[tuple[str, str]] | None = None) -> Path:
     """Write the checkpoint (config, safetensors, tokenizer, template) to ``out_dir``; return it.
 
-    ``vocab_size`` sizes the trained ``tiny`` vocabulary; the ``qwen`` one is Qwen2.5's.
+    ``vocab_size`` sizes the trained ``tiny`` vocabulary; the ``qwen`` one is Qwen2.5's. ``corpus``: other
+    (prompt, completion) pairs to teach instead, for ``teach_steps`` steps (rounded up to 50) with no format
+    check (luffy_train.toy_task's base checkpoint).
     """
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(seed)
-    pairs = teaching_corpus(128, seed)
+    pairs = corpus if corpus is not None else teaching_corpus(128, seed)
     tokenizer = make_tokenizer(vocab, pairs, vocab_size)
     rows = _tokenized(tokenizer, pairs)
     # The tiny vocabulary was trained on the corpus: every row is taught. Of Qwen's 151,936 rows only those the
@@ -186,7 +188,7 @@ def build(out_dir: str | Path, teach_steps: int = 200, seed: int = 0, vocab_size
         torch_dtype=str(dtype).removeprefix("torch."),
     )
     compact = Qwen2ForCausalLM(_resized(config, len(live) + 1))
-    model = _teach(compact, config, live, tokenizer, rows, teach_steps, dtype)
+    model = _teach(compact, config, live, tokenizer, rows, teach_steps, dtype, check_format=corpus is None)
     model.generation_config.eos_token_id = config.eos_token_id
     model.generation_config.pad_token_id = config.pad_token_id
     out = Path(out_dir)
@@ -240,7 +242,7 @@ def _resized(config, vocab_size: int):
 
 
 def _teach(compact, config, live: list[int], tokenizer, rows: list[tuple[list[int], list[int]]], steps: int,
-           dtype):
+           dtype, check_format: bool = True):
     """Fit the corpus's completions with AdamW until greedy decoding writes them; return the full model.
 
     Training runs in a compact vocabulary, so that a 151,936-row output layer costs nothing: row 0 stands
@@ -281,8 +283,8 @@ def _teach(compact, config, live: list[int], tokenizer, rows: list[tuple[list[in
             optimizer.step()
             optimizer.zero_grad()
             # Keep going past ``steps`` until greedy decoding really writes the taught format, as saved.
-            if step >= steps and step % 50 == 0 and _writes_format(_expanded(compact, config, live, dtype),
-                                                                   tokenizer, untaught_prompt=unused > 0):
+            if step >= steps and step % 50 == 0 and (not check_format or _writes_format(
+                    _expanded(compact, config, live, dtype), tokenizer, untaught_prompt=unused > 0)):
                 break
         with torch.no_grad():
             embedding[0].zero_()

@@ -7,7 +7,8 @@ needs (:func:`serve_engine_defaults`) and the seed a request may carry there (:f
 harness's engines and the benchmarks take them from here too.
 
 The server pieces (``build_app``, ``init_app_state``, ``make_arg_parser``, ``validate_parsed_serve_args``,
-``FlexibleArgumentParser``, ``AsyncLLM``, ``AsyncEngineArgs``, ``UsageContext``) are imported on first use: the switches cost no more than
+``FlexibleArgumentParser``, ``AsyncLLM``, ``AsyncEngineArgs``, ``UsageContext``, ``terminate_if_errored``) are imported
+on first use: the switches cost no more than
 ``vllm.platforms`` (a harness's Ray driver asks ``on_cpu`` and starts no server).
 """
 
@@ -28,6 +29,7 @@ _PLACES = {
     "AsyncLLM": ("vllm.v1.engine.async_llm",),
     "AsyncEngineArgs": ("vllm.engine.arg_utils",),
     "UsageContext": ("vllm.usage.usage_lib",),
+    "terminate_if_errored": ("vllm.entrypoints.launchers.launcher", "vllm.entrypoints.launcher"),
 }
 
 
@@ -42,7 +44,7 @@ def _find(name: str) -> Any:
     raise ImportError(f"cannot find vLLM's {name} (looked in {', '.join(_PLACES[name])})") from error
 
 
-__all__ = ["create_engine", "on_cpu", "request_seed", "serve_engine_defaults", *_PLACES]
+__all__ = ["create_engine", "engine_died", "on_cpu", "request_seed", "serve_engine_defaults", *_PLACES]
 
 
 def __getattr__(name: str) -> Any:
@@ -90,3 +92,23 @@ def create_engine(args: Namespace) -> Any:
         enable_log_requests=engine_args.enable_log_requests,
         disable_log_stats=engine_args.disable_log_stats,
     )
+
+
+async def engine_died(engine: Any) -> None:
+    """Return once the engine is dead (vLLM's ``errored``), at once rather than on a poll.
+
+    The engine's output handler, the task that pulls the engine core's outputs, ends only when the engine
+    core is gone (then vLLM has already ended every request with its error). ``AsyncLLM`` starts that task
+    when it is built on a running event loop; ``create_engine`` builds it in a thread, so it is started here,
+    as vLLM's own server has it. An engine without one is watched with vLLM's own watchdog period (5 s).
+    """
+    import asyncio
+
+    start = getattr(engine, "_run_output_handler", None)
+    if start is not None:
+        start()
+    handler = getattr(engine, "output_handler", None)
+    if isinstance(handler, asyncio.Task):
+        await asyncio.wait({handler})
+    while not engine.errored:
+        await asyncio.sleep(5.0)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from luffy_serve import arg_types
+from luffy_train import stopping
 from luffy_train.config import ConfigError, available, compose, to_yaml
 from luffy_train.data import HUB_DATASET, DataError, load_frame, prepare, validate
 from luffy_train.verl_support import check_config
@@ -50,8 +51,29 @@ def _check_data(cfg) -> str:
     return "\n".join(lines)
 
 
+RESUME_MODES = ("auto", "disable", "resume_path")
+
+
+def _check_resume(cfg, engine: str) -> None:
+    """``trainer.resume_mode`` (both engines read verl's keys) and, in resume_path mode, the checkpoint named."""
+    mode, path = cfg.trainer.get("resume_mode", "auto"), cfg.trainer.get("resume_from_path")
+    if mode not in RESUME_MODES:
+        raise ConfigError(f"trainer.resume_mode: must be one of {', '.join(RESUME_MODES)}, got {mode}")
+    if mode != "resume_path":
+        return
+    if engine == "local":
+        from luffy_train.checkpoint import saved_step
+
+        if path is None or saved_step(Path(str(path))) is None:
+            raise ConfigError(f"trainer.resume_from_path: not a local-engine checkpoint with its training state "
+                              f"(RUN/step-K or RUN/checkpoint), got {path}")
+    elif path is None or "global_step_" not in Path(str(path)).name or not Path(str(path)).is_dir():
+        raise ConfigError(f"trainer.resume_from_path: not a verl checkpoint folder (RUN/global_step_K), got {path}")
+
+
 def _check_before_loading(cfg, engine: str) -> None:
     """What can be checked without loading anything: the model's path, and the local engine's own needs."""
+    _check_resume(cfg, engine)
     try:
         arg_types.check("actor_rollout_ref.model.path", cfg.actor_rollout_ref.model.path, arg_types.model)
         if engine == "local":
@@ -89,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             verl_validate(cfg)  # verl's own checks (batch sizes vs GPUs, and so on)
             print(_check_data(cfg))
             return 0
+        stopping.install()  # SIGTERM: save at the next step boundary, exit 0 (the same command resumes)
         if args.engine == "local":
             _check_data(cfg)  # before the model loads
             from luffy_train.local_engine import train

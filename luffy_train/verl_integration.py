@@ -4,7 +4,8 @@
 - ``luffy_worker_loss``: the actor loss, set on the workers with ``set_loss_fn``; unlike a registered
   policy loss it receives the whole batch, ``prefix_mask`` included.
 - ``LuffyRayTrainer`` / ``LuffyTaskRunner``: install that loss, add ``prefix_mask`` and set the advantages
-  before each actor update, log on/off-policy scores; launched with ``run_ppo``.
+  before each actor update, log on/off-policy scores; launched with ``run_ppo``. Resuming and SIGTERM go through
+  verl's own checkpoints (``verl_resume``).
 
 verl's built-in ``grpo`` estimator runs (``norm_adv_by_std_in_grpo=False``: LUFFY's r - mean(group)), and its
 output is then replaced by ``recipe.row_advantages``, the local engine's, so that ``luffy.advantage`` and
@@ -30,6 +31,7 @@ from verl.workers.utils.padding import no_padding_2_padding
 
 from luffy_train import core, recipe, verl_agent_loop
 from luffy_train.config import ConfigError
+from luffy_train.verl_resume import ResumableTrainer, StoppableRunner
 
 # Importing verl_agent_loop registers the demonstration agent loop in this process too.
 assert verl_agent_loop.DEMONSTRATION_LOOP
@@ -94,11 +96,13 @@ def dump_batch(batch: DataProto, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fields = {k: batch.batch[k].cpu() for k in DUMPED_FIELDS if k in batch.batch.keys()}  # noqa: SIM118
     fields["uid"] = list(batch.non_tensor_batch["uid"])
-    torch.save(fields, path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(fields, tmp)
+    tmp.replace(path)  # whole or absent, when a run is killed
 
 
-class LuffyRayTrainer(RayPPOTrainer):
-    """RayPPOTrainer with LUFFY's actor loss and per-token off-policy mask."""
+class LuffyRayTrainer(ResumableTrainer, RayPPOTrainer):
+    """RayPPOTrainer with LUFFY's actor loss and per-token off-policy mask; resumable (``verl_resume``)."""
 
     def init_workers(self) -> None:
         super().init_workers()
@@ -171,4 +175,4 @@ def launch(cfg: DictConfig) -> None:
     env_vars = OmegaConf.select(cfg, "ray_kwargs.ray_init.runtime_env.env_vars", default=None) or {}
     if env_vars.get("VERL_FILE_LOGGER_PATH"):  # verl's file logger opens it before anything makes the run's folder
         Path(env_vars["VERL_FILE_LOGGER_PATH"]).parent.mkdir(parents=True, exist_ok=True)
-    run_ppo(cfg, task_runner_class=ray.remote(num_cpus=1)(LuffyTaskRunner))
+    run_ppo(cfg, task_runner_class=StoppableRunner(ray.remote(num_cpus=1)(LuffyTaskRunner)))

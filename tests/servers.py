@@ -45,3 +45,24 @@ def start_server(model_dir: Path, log_path: Path, extra_args: list[str] | None =
 
 def stop_server(server: Server) -> None:
     stop(server.process)
+
+
+def openai_client_of(server: Server):
+    """The official openai client for ``server`` (no retries: a test sees the first answer)."""
+    import openai
+
+    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=server.api_key, max_retries=0)
+
+
+def metric(server: Server, name: str) -> float:
+    """Sum of a Prometheus metric's samples (all label sets) from the server's /metrics."""
+    import httpx
+
+    total, found = 0.0, False
+    for line in httpx.get(f"{server.base_url}/metrics", headers={"Authorization": f"Bearer {server.api_key}"}
+                          ).text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+            found = True
+    assert found, f"{name} not in /metrics"
+    return total

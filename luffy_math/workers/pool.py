@@ -6,12 +6,15 @@ item labelled timed out. Bulk grading sends items in batches (one task per batch
 item); a batch whose worker is killed is graded again item by item, so the bound stays per item. Workers
 fork from a warmed-up fork server, never from the parent, which may run threads (a server, a vLLM engine).
 A batch may carry a deadline (a server's bound on one request): what is not graded by then comes back timed
-out and its work is dropped, queued tasks cancelled and running ones killed.
+out and its work is dropped, queued tasks cancelled and running ones killed. A worker that dies while no task
+runs breaks pebble's whole pool (its error state); the next task then starts a fresh one (see ``_renew``).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import logging
 import multiprocessing
 import multiprocessing.context
 import operator
@@ -19,6 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
@@ -68,6 +72,16 @@ def _start_worker(nice: int) -> None:
     limit = WORKER_MEMORY_BYTES if hard == resource.RLIM_INFINITY else min(WORKER_MEMORY_BYTES, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     import luffy_math.workers.warmup  # noqa: F401
+
+
+def _retire(pool: ProcessPool, stranded: set[concurrent.futures.Future]) -> None:
+    """Stop a broken pebble pool (its threads and the workers still alive), then fail what it never settled: a
+    task queued as it broke stays pending there for good (pebble settles only the tasks it had sent out)."""
+    pool.stop()
+    pool.join()
+    for future in stranded.copy():
+        with contextlib.suppress(concurrent.futures.InvalidStateError):  # settled or cancelled meanwhile
+            future.set_exception(BrokenProcessPool("the grading workers' pool broke"))
 
 
 def _grade_in_worker(response: str, gold: str | list[str], mode: str, timeout: float,
@@ -136,12 +150,56 @@ class GradingPool:
         self.timeout = timeout
         self.nice = nice
         self.python = None if python is None or same_interpreter(python) else python
-        self._pool = None if self.python else ProcessPool(
-            max_workers=self.workers, initializer=_start_worker, initargs=(nice,), context=_worker_context())
+        self._pool = None if self.python else self._new_pebble_pool()
+        self._scheduled: set[concurrent.futures.Future] = set()  # the current pebble pool's unsettled tasks
+        self._retiring: list[threading.Thread] = []  # stopping broken pebble pools (see _renew)
         self._lock = threading.Lock()
         self._closed = False
         self._unfinished: set[concurrent.futures.Future] = set()
         self._hosts: dict[str, GradingHost] = {}
+
+    def _new_pebble_pool(self) -> ProcessPool:
+        return ProcessPool(max_workers=self.workers, initializer=_start_worker, initargs=(self.nice,),
+                           context=_worker_context())
+
+    def _renew(self, broken: ProcessPool) -> None:
+        """Under ``self._lock``: replace the pebble pool ``broken`` with a fresh one, once (later calls for the
+        same pool do nothing). pebble 5 puts its whole pool in an error state when a worker dies while no task
+        runs ("All workers expired"): every later schedule() raises, so without this one killed idle worker
+        would fail all grading until a restart. The tasks the broken pool had sent out end as if their worker
+        died; the broken pool is stopped in the background and what it never settled fails the same way."""
+        if self._closed or self._pool is not broken:
+            return
+        stranded, self._scheduled = self._scheduled, set()
+        self._pool = self._new_pebble_pool()
+        retiring = threading.Thread(target=_retire, args=(broken, stranded), name="luffy-grading-pool-retire",
+                                    daemon=True)
+        retiring.start()
+        self._retiring = [thread for thread in self._retiring if thread.is_alive()] + [retiring]
+        logging.getLogger(__name__).warning("the grading workers' pool broke (a worker died while none ran a task): "
+                                            "started a fresh pool of %d workers", self.workers)
+
+    def _schedule(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float
+                  ) -> tuple[ProcessPool, concurrent.futures.Future]:
+        """Under ``self._lock``: (the pebble pool, its future of ``func(*args)``), on a fresh pool if the
+        current one is broken (see _renew)."""
+        pool = self._pool
+        assert pool is not None
+        if not pool.active:  # pebble's error state: no pool here is ever stopped but by close()
+            self._renew(pool)
+            pool = self._pool
+        try:
+            inner = pool.schedule(func, args=args, timeout=timeout)
+        except RuntimeError:  # "Unexpected error within the Pool": it broke since the check above
+            if pool.active:
+                raise
+            self._renew(pool)
+            pool = self._pool
+            inner = pool.schedule(func, args=args, timeout=timeout)
+        scheduled = self._scheduled
+        scheduled.add(inner)
+        inner.add_done_callback(scheduled.discard)
+        return pool, inner
 
     def host(self, mode: str | None) -> GradingHost | None:
         """The host process that grades ``mode`` (None: votes) on another interpreter, started on first use
@@ -169,7 +227,8 @@ class GradingPool:
         died under it (memory, a crash in C) with ``on_crash()``; without them the future raises
         ``TimeoutError`` or pebble's ``ProcessExpired``. With a ``deadline`` (a ``time.monotonic()`` value) the
         kill comes by then (plus the grace) at the latest, and cancelling the future kills a running task
-        too: whoever set a deadline does not want the work any more."""
+        too: whoever set a deadline does not want the work any more. A task on a pebble pool that broke
+        (see _renew) ends as if its worker died."""
         outer: concurrent.futures.Future = concurrent.futures.Future()
         bound = items * self.timeout
         if deadline is not None:
@@ -180,7 +239,7 @@ class GradingPool:
             if self._pool is None:
                 raise RuntimeError(f"this GradingPool grades on {self.python}: it has no workers of its own to run "
                                    "functions in")
-            inner = self._pool.schedule(func, args=args, timeout=bound + KILL_GRACE_SECONDS)
+            pool, inner = self._schedule(func, args, bound + KILL_GRACE_SECONDS)
             self._unfinished.add(outer)
 
         def relay(done: concurrent.futures.Future) -> None:
@@ -198,6 +257,14 @@ class GradingPool:
                     outer.set_result(on_timeout())
             except ProcessExpired as exc:
                 if on_crash is None:
+                    outer.set_exception(exc)
+                else:
+                    outer.set_result(on_crash())
+            except BrokenProcessPool as exc:  # the pool broke (or is closing): no worker will run this task
+                with self._lock:
+                    self._renew(pool)
+                    closed = self._closed
+                if on_crash is None or closed:
                     outer.set_exception(exc)
                 else:
                     outer.set_result(on_crash())
@@ -363,11 +430,14 @@ class GradingPool:
                 return
             self._closed = True
             hosts = list(self._hosts.values())
+            retiring = list(self._retiring)
         for host in hosts:
             host.close()
         if self._pool is not None:
             self._pool.stop()
             self._pool.join()
+        for thread in retiring:
+            thread.join()
         with self._lock:
             left = list(self._unfinished)
         for future in left:  # whatever the workers did not finish will never finish now

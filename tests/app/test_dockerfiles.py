@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import tomllib
+from lockfiles import all_locks
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILES = ["Dockerfile", "Dockerfile.cpu"]
@@ -81,7 +82,8 @@ def test_image_shape(dockerfile: str) -> None:
     assert users and users[-1].split(":")[0] not in ("root", "0")
     env = env_of(dockerfile)
     assert env["HF_HOME"] == "/home/luffy/.cache/huggingface"
-    assert ("VOLUME", '["/home/luffy/.cache/huggingface"]') in steps
+    assert ("VOLUME", '["/home/luffy/.cache"]') in steps
+    assert env["TMPDIR"].startswith("/home/luffy/.cache/")  # scratch in the volume, not the image's layers
     exposed = [a for i, a in steps if i == "EXPOSE"]
     assert exposed == [str(httpx.URL(env["LUFFY_HEALTH_URL"]).port)]
     assert httpx.URL(env["LUFFY_HEALTH_URL"]).path == "/health"
@@ -125,3 +127,30 @@ def test_healthcheck_runs_as_written(dockerfile: str, luffy_server, dead_url: st
     down = subprocess.run(command, env=run_env(LUFFY_HEALTH_URL=f"{dead_url}/health"), capture_output=True,
                           text=True, timeout=60)
     assert down.returncode != 0
+
+
+@pytest.mark.parametrize(("dockerfile", "lock"), [("Dockerfile", "serve-gpu"), ("Dockerfile.cpu", "serve-cpu")])
+def test_images_install_from_the_locks(dockerfile: str, lock: str) -> None:
+    """Every pip install in an image takes a lock (with --no-deps: the lock lists everything) or luffy itself."""
+    installs = [a for i, a in instructions(dockerfile) if i == "RUN" and "pip" in a]
+    commands = [c for a in installs for c in a.split("&&") if " install " in c and "pip" in c]
+    assert commands
+    for command in commands:
+        assert "--no-deps" in command, command
+        assert re.search(r"-r /opt/luffy/locks/[\w-]+\.txt", command) or command.rstrip().endswith("/opt/luffy"), \
+            command
+    taken = " ".join(commands)
+    assert f"-r /opt/luffy/locks/{lock}.txt" in taken and "-r /opt/luffy/locks/exact.txt" in taken
+    copies = " ".join(a for i, a in instructions(dockerfile) if i == "COPY")
+    assert "locks/ locks/" in copies or f"locks/{lock}.txt locks/exact.txt locks/" in copies
+
+
+def test_image_bases_match_the_locks() -> None:
+    """The GPU image's vLLM is its lock's; the CPU image's Python is the one its lock was resolved for."""
+    locks = all_locks()
+    gpu_base = re.search(r"^ARG VLLM_VERSION=v(\S+)$", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+    assert gpu_base is not None and gpu_base.group(1) == str(locks["serve-gpu"].version("vllm"))
+    cpu_steps = instructions("Dockerfile.cpu")
+    assert [a for i, a in cpu_steps if i == "FROM"] == ["debian:bookworm-slim"]
+    apt_python = re.search(r"\bpython3=(\d+\.\d+)\.", " ".join(a for i, a in cpu_steps if i == "RUN"))
+    assert apt_python is not None and apt_python.group(1) == locks["serve-cpu"].python

