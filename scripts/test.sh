@@ -7,6 +7,6 @@ bash scripts/setup.sh test
 export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}"
 .venv/bin/ruff check .
 status=0
-.venv/bin/python -m pytest -p no:cacheprovider --ignore=tests/train "$@" || status=$?
-.venv-train/bin/python -m pytest -p no:cacheprovider tests/train "$@" || status=$?
+.venv/bin/python -m pytest -p no:cacheprovider --durations=25 --ignore=tests/train "$@" || status=$?
+.venv-train/bin/python -m pytest -p no:cacheprovider --durations=15 tests/train "$@" || status=$?
 exit $status

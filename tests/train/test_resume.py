@@ -67,14 +67,6 @@ def finish(proc: subprocess.Popen, log: Path, timeout: float = 600) -> str:
     return text
 
 
-def wait_for(predicate, proc: subprocess.Popen, log: Path, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert proc.poll() is None, f"the run ended before the point it was to be stopped at:\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
@@ -110,17 +102,28 @@ def runs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
            "killed": command(tiny_model_dir, data, out["killed"], "luffy.local.save_every=1"),
            "preempted": command(tiny_model_dir, data, out["preempted"])}
     procs = {name: start(cmd[name], tmp / f"{name}-1.log") for name in cmd}
-    # SIGKILL once step 2's checkpoint is on disk: step 3 is under way (its line is not written yet).
-    wait_for(lambda: (out["killed"] / "step-2").is_dir(), procs["killed"], tmp / "killed-1.log")
-    os.killpg(procs["killed"].pid, signal.SIGKILL)
+    # Both runs are watched at once, each stopped at its point whichever comes first (one after the other, the
+    # second run could have finished while the first was being stopped): SIGKILL once step 2's checkpoint is on
+    # disk (step 3 is under way, its line not written yet); SIGTERM once step 1 is logged.
+    points = {"killed": (lambda: (out["killed"] / "step-2").is_dir(), signal.SIGKILL),
+              "preempted": (lambda: logged_steps(out["preempted"]) >= 1, signal.SIGTERM)}
+    deadline = time.monotonic() + 600
+    while points:
+        for name, (reached, sig) in list(points.items()):
+            if reached():
+                os.killpg(procs[name].pid, sig)
+                del points[name]
+            else:
+                assert procs[name].poll() is None, \
+                    f"{name} ended before its stop point:\n{(tmp / f'{name}-1.log').read_text()[-3000:]}"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
     procs["killed"].wait()
     killed_at = logged_steps(out["killed"])
     leftover = out["killed"] / ".step-3.tmp1"  # what a kill in the middle of writing a checkpoint leaves
     leftover.mkdir()
     (leftover / "config.json").write_text("{")
     procs["killed"] = start(cmd["killed"], tmp / "killed-2.log")
-    wait_for(lambda: logged_steps(out["preempted"]) >= 1, procs["preempted"], tmp / "preempted-1.log")
-    os.killpg(procs["preempted"].pid, signal.SIGTERM)
     logs = {"preempted-1": finish(procs["preempted"], tmp / "preempted-1.log")}  # exit 0
     stopped = checkpoint.latest(out["preempted"])
     preempted_files = {"stopped": stopped, "logged": logged_steps(out["preempted"]),

@@ -195,6 +195,11 @@ def test_every_config_composes_and_passes_verls_validation(name):
         assert (cfg.luffy.n_off_policy, rollout.n, loss.off_policy_reshape, loss.clip_on_policy) == (
             1, 4, "p_div_p_0.1", False)
         assert (cfg.trainer.device, actor.strategy, rollout.tensor_model_parallel_size) == ("cpu", "fsdp2", 1)
+    elif name.startswith("toy-luffy"):  # the toy task's groups, with and without shaping (toy-luffy-no-shaping)
+        shaping = "no_reshape" if name.endswith("no-shaping") else "p_div_p_0.1"
+        assert (cfg.luffy.n_off_policy, rollout.n, loss.off_policy_reshape, loss.clip_on_policy) == (
+            1, 4, shaping, False)
+        assert (cfg.luffy.advantage, actor.entropy_coeff) == ("grpo_split", 0.0)
     elif cfg.luffy.algorithm == "luffy":
         assert (cfg.luffy.n_off_policy, rollout.n, loss.off_policy_reshape, loss.clip_on_policy) == (
             1, 8, "p_div_p_0.1", False)
