@@ -68,6 +68,7 @@ class OpenAISampler:
                             on_done: Callable[[Completion], None]) -> None:
         import openai
 
+        asyncio.get_running_loop().set_exception_handler(_quiet_on_interrupt)
         # With several endpoints a request retries once on its own, then moves on, instead of waiting out the
         # client's whole backoff on a server that is gone; it gives up after as many failures as one
         # endpoint's retries allow on each.
@@ -121,3 +122,12 @@ def _message(error: Any) -> str:
     body = error.body if isinstance(error.body, dict) else {}
     message = body.get("message") or (body.get("error") or {}).get("message") if body else None
     return first_line(str(message or error.message or ""), 200, fallback=type(error).__name__)
+
+
+def _quiet_on_interrupt(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The event loop's exception handler: Ctrl-C or SIGTERM (benchmarks.cli.Terminated) raised inside a task ends
+    the run, and the CLI says so in one line; the task keeps the exception too, and without this handler asyncio
+    logged it ("Task exception was never retrieved" and a traceback) when the task was collected, after that line."""
+    if isinstance(context.get("exception"), KeyboardInterrupt):
+        return
+    loop.default_exception_handler(context)

@@ -148,6 +148,33 @@ def test_an_output_directory_that_cannot_be_written_is_one_line_before_any_engin
         assert sorted(p.name for p in full.iterdir()) == ["filler"]  # the run left nothing behind
 
 
+INTERRUPTED_IN_A_TASK = """
+import gc, sys
+from benchmarks.cli import Terminated
+from benchmarks.samplers.base import SampleRequest, Sampling
+from benchmarks.samplers.openai_sampler import OpenAISampler
+
+def on_done(completion):
+    raise Terminated  # where SIGTERM lands when it comes while a request's task runs
+sampler = OpenAISampler(sys.argv[1], sys.argv[2], sys.argv[3], concurrency=2)
+try:
+    sampler.generate([SampleRequest(("t", "q", i), "What is 6 times 7?", i) for i in range(4)],
+                     Sampling(temperature=0.0, top_p=1.0, max_tokens=8), on_done)
+except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr)
+gc.collect()  # the task that held the exception is collected here at the latest
+"""
+
+
+def test_an_interrupt_inside_a_request_task_leaves_no_traceback_after_the_cli_line(luffy_server) -> None:
+    """SIGTERM raises benchmarks.cli.Terminated wherever the main thread is; inside one of the OpenAI sampler's
+    asyncio tasks the task kept it, and asyncio printed "Task exception was never retrieved" and a traceback
+    after the CLI's one line (seen in CI: the last stderr line was ``benchmarks.cli.Terminated``)."""
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED_IN_A_TASK, luffy_server.base_url, luffy_server.api_key,
+                           luffy_server.model], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.stderr.strip() == "interrupted", done.stderr[-3000:]
+
+
 def test_sigterm_mid_run_stores_what_is_finished_and_resumes(tmp_path: Path, luffy_server) -> None:
     """SIGTERM while samples are being generated: the run stores what is finished (graded), stops, says so and
     exits 143; the same command completes it. (Without the luffy_exact grader, whose host takes seconds to
