@@ -1,7 +1,7 @@
 """Talks to an OpenAI-compatible endpoint (luffy-serve, or any vLLM server) for the demo.
 
 Streaming goes through the official ``openai`` client. luffy-serve adds per-choice ``answer`` and a
-top-level ``majority_answer`` to its chunks and offers ``POST /v1/grade``; a plain endpoint lacks them, so
+top-level ``majority_answer`` (with ``majority_reason`` and ``majority_counts``: a tie says so) to its chunks and offers ``POST /v1/grade``; a plain endpoint lacks them, so
 the luffy_math fallbacks below keep the demo useful there too.
 """
 
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import httpx
 import openai
 
-from luffy_math import answer_part, answer_part_parsed, boxed_answer, grade, majority_vote, split_reasoning
+from luffy_math import answer_part, answer_part_parsed, boxed_answer, grade, split_reasoning
+from luffy_math.vote import Majority, majority
 
 
 class EndpointError(RuntimeError):
@@ -59,12 +60,20 @@ class Completion:
 
     samples: list[Sample]
     server_majority: str | None = None
+    server_vote: Majority | None = None  # the server's whole vote, from its majority_* fields
+
+    @property
+    def majority(self) -> Majority:
+        """The server's vote when it sent one, else the same vote (luffy_math.vote) taken here."""
+        if self.server_vote is not None:
+            return self.server_vote
+        return majority([s.answer for s in self.samples])
 
     @property
     def majority_answer(self) -> str | None:
         if self.server_majority is not None:
             return self.server_majority
-        return majority_vote([s.answer for s in self.samples])
+        return self.majority.answer
 
 
 @dataclass(frozen=True)
@@ -77,8 +86,21 @@ class GradeResult:
 @dataclass
 class GradeReport:
     grades: list[GradeResult]
-    majority_answer: str | None
+    majority: Majority
     by_server: bool  # False when graded locally because the endpoint has no /v1/grade
+
+    @property
+    def majority_answer(self) -> str | None:
+        return self.majority.answer
+
+
+def server_majority(fields: dict) -> Majority | None:
+    """The vote in a luffy-serve response's ``majority_*`` fields (None when it has none)."""
+    if "majority_answer" not in fields:
+        return None
+    counts = fields.get("majority_counts")
+    return Majority(fields["majority_answer"], fields.get("majority_reason"),
+                    {str(a): int(c) for a, c in counts.items()} if isinstance(counts, dict) else {})
 
 
 def api_root(base_url: str) -> str:
@@ -150,6 +172,8 @@ class Endpoint:
                     extra = chunk.model_extra or {}
                     if extra.get("majority_answer") is not None:
                         completion.server_majority = extra["majority_answer"]
+                    if "majority_answer" in extra:
+                        completion.server_vote = server_majority(extra)
                     for choice in chunk.choices:
                         sample = completion.samples[choice.index]
                         if choice.delta is not None:
@@ -178,14 +202,15 @@ class Endpoint:
             grades = await asyncio.to_thread(lambda: [grade(r, gold) for r in responses])
             return GradeReport(
                 grades=[GradeResult(g.correct, g.extracted, g.decided_by) for g in grades],
-                majority_answer=majority_vote([g.extracted for g in grades]), by_server=False)
+                majority=majority([g.extracted for g in grades]), by_server=False)
         except openai.OpenAIError as exc:
             raise self._error(exc) from exc
         data = reply.json()
         return GradeReport(
             grades=[GradeResult(bool(g["correct"]), g.get("extracted"), str(g.get("decided_by", "")))
                     for g in data["grades"]],
-            majority_answer=data.get("majority_answer"), by_server=True)
+            majority=server_majority(data) or majority([g.get("extracted") for g in data["grades"]]),
+            by_server=True)
 
     async def close(self) -> None:
         await self.client.close()

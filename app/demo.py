@@ -19,6 +19,7 @@ import gradio as gr  # noqa: E402
 
 from app.client import Completion, Endpoint, EndpointError, GradeReport  # noqa: E402
 from app.examples import BENCHMARK_EXAMPLES  # noqa: E402
+from luffy_math.vote import TIE, Majority  # noqa: E402
 
 LATEX_DELIMITERS = [
     {"left": "$$", "right": "$$", "display": True},
@@ -45,12 +46,24 @@ def answer_summary(completion: Completion) -> str:
         return f"**Final answer:** {_boxed(answer)}" if answer is not None else "**No boxed answer.**"
     answers = [s.answer for s in completion.samples]
     listed = ", ".join(f"`{a}`" if a is not None else "—" for a in answers)
+    vote = completion.majority
     majority = completion.majority_answer
     if majority is None:
+        if vote.reason == "timed_out":
+            return f"**The vote did not finish in time** ({listed})."
         return f"**No sample gave a boxed answer** ({listed})."
-    votes = sum(a == majority for a in answers)
-    return (f"**Majority answer** ({votes} of {len(answers)} samples): {_boxed(majority)}\n\n"
-            f"Samples: {listed} (the chat shows sample 1)")
+    samples = f"Samples: {listed} (the chat shows sample 1)"
+    if vote.reason == TIE:
+        return f"{tie_line(vote, len(answers))}\n\n{samples}"
+    votes = vote.counts.get(majority, sum(a == majority for a in answers))
+    return f"**Majority answer** ({votes} of {len(answers)} samples): {_boxed(majority)}\n\n{samples}"
+
+
+def tie_line(vote: Majority, samples: int) -> str:
+    """A tie said plainly: the tied answers with their votes, and which one the tie rule takes."""
+    tied = ", ".join(f"`{answer}` ({count})" for answer, count in vote.tied.items())
+    return (f"**Tie: no majority** among {samples} samples: {tied} share the most votes; the first seen, "
+            f"{_boxed(vote.answer)}, is taken as the answer.")
 
 
 def grade_summary(report: GradeReport, completion: Completion, gold: str) -> str:
@@ -65,6 +78,8 @@ def grade_summary(report: GradeReport, completion: Completion, gold: str) -> str
     voted = next((g for g, s in zip(report.grades, completion.samples, strict=True)
                   if majority is not None and s.answer == majority), None)
     mark = "**Majority correct**" if voted and voted.correct else "**Majority incorrect**"
+    if report.majority.reason == TIE:
+        mark += " (a tie, decided by the first seen of the tied answers)"
     return f"{mark} against gold {_boxed(gold)}; {right} of {len(report.grades)} samples correct{where}"
 
 

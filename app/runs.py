@@ -13,8 +13,8 @@ from typing import Any
 
 from benchmarks.grading import GRADERS
 from benchmarks.metrics import recorded_graders
+from benchmarks.report import in_paper_order
 from benchmarks.store import read_records
-from benchmarks.tasks import BENCHMARKS
 from luffy_math import split_reasoning
 
 FILTERS = {
@@ -88,8 +88,8 @@ class RunView:
         for problems in grouped.values():
             for samples in problems.values():
                 samples.sort(key=lambda s: (int(s.record.get("seed", 0)), int(s.record["sample"])))
-        order = [b for b in BENCHMARKS if b in grouped] + sorted(b for b in grouped if b not in BENCHMARKS)
-        self.problems = {b: dict(sorted(grouped[b].items(), key=lambda kv: _natural(kv[0]))) for b in order}
+        self.problems = {b: dict(sorted(grouped[b].items(), key=lambda kv: _natural(kv[0])))
+                         for b in in_paper_order(grouped)}
 
     def benchmarks(self) -> list[str]:
         return list(self.problems)

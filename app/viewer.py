@@ -20,6 +20,15 @@ from benchmarks.problems import HarnessError  # noqa: E402
 from luffy_serve import arg_types  # noqa: E402
 
 NONE = "(none)"
+# Gradio's Markdown breaks table words anywhere ("Benchmar|k"): keep words whole and let a wide table scroll
+# (the report's and each sample's facts). Headers in the system's sans: the semibold Source Sans Pro that
+# Gradio ships draws A and B from another face.
+TABLE_CSS = """
+:is(#report, #facts-a, #facts-b) table { display: block; overflow-x: auto; border: none; word-break: normal;
+    overflow-wrap: normal; }
+:is(#report, #facts-a, #facts-b) :is(th, td) { word-break: keep-all; overflow-wrap: normal; hyphens: none; }
+:is(#report, #facts-a, #facts-b) th { white-space: nowrap; font-family: ui-sans-serif, system-ui, sans-serif; }
+"""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -188,9 +197,19 @@ def main(argv: list[str] | None = None) -> None:
     except HarnessError as exc:  # an unreadable store
         fail(str(exc))
     try:
-        viewer.queue().launch(server_name=args.host, server_port=args.port, share=False, ssr_mode=False, quiet=True)
+        viewer.queue().launch(server_name=args.host, server_port=args.port, share=False, ssr_mode=False, quiet=True,
+                              css=TABLE_CSS, prevent_thread_lock=True)
     except OSError as exc:
         fail(f"cannot listen on {args.host}:{args.port}: {exc}")
+    print(started_lines(viewer.local_url, args.runs), flush=True)
+    viewer.block_thread()
+
+
+def started_lines(url: str, runs: list[Path]) -> str:
+    """What the viewer says once it listens: where to open it and which run directories it reads."""
+    lines = [f"LUFFY results viewer at {url} (Ctrl-C stops it)"]
+    lines += [f"  reading {path.resolve()}" for path in runs]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

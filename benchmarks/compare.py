@@ -14,12 +14,16 @@ A problem flips when its score crosses one half (with one sample: right in one r
 
 Graders: those every compared run recorded, in GRADERS order ("luffy_exact" only where each run was graded
 beside the environment with LUFFY's pins); flips, published rows and the chart use the first ("luffy").
+
+Published rows measured otherwise than a run (temperature, top_p, max_tokens, samples per problem, a subset of
+the problems) carry a marker, in the table and the chart, and a footnote saying what differs.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+import textwrap
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,10 +35,10 @@ import numpy as np
 from benchmarks.grading import GRADERS
 from benchmarks.metrics import recorded_graders
 from benchmarks.problems import HarnessError
-from benchmarks.published import PublishedRow
-from benchmarks.report import run_metadata, title
+from benchmarks.published import PublishedRow, Settings
+from benchmarks.report import config_order, in_paper_order, run_metadata, title
 from benchmarks.store import read_records, replace_together, require_fields
-from benchmarks.tasks import BENCHMARKS, MATH_BENCHMARKS
+from benchmarks.tasks import MATH_BENCHMARKS
 
 DEFAULT_RESAMPLES = 2000
 FLIPS_SHOWN = 20  # problem ids per direction in compare.md (compare.json has all)
@@ -50,9 +54,19 @@ class Run:
     labels: dict[str, dict[str, dict[str, dict[int, list[bool]]]]]
     datasets: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # benchmark -> (variant, data)
     graders: list[str] = field(default_factory=lambda: list(GRADERS))
+    configs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # benchmark -> the configs its samples used
+    limit: str | None = None  # the --limit the run was last made with, as runs.jsonl recorded it
 
     def benchmarks(self) -> list[str]:
-        return [b for b in BENCHMARKS if b in self.labels] + sorted(b for b in self.labels if b not in BENCHMARKS)
+        return in_paper_order(self.labels)
+
+    def problem_count(self, benchmark: str) -> int:
+        return len(self.labels[benchmark][self.graders[0]])
+
+    def samples_per_problem(self, benchmark: str) -> tuple[int, int]:
+        """(samples per problem in one seed, seeds): the most any problem has."""
+        problems = self.labels[benchmark][self.graders[0]].values()
+        return max(len(labels) for by_seed in problems for labels in by_seed.values()), len(self.seeds(benchmark))
 
     def seeds(self, benchmark: str) -> list[int]:
         problems = self.labels[benchmark][self.graders[0]].values()
@@ -87,12 +101,104 @@ def load_run(path: Path, name: str) -> Run:
             grade = record["grades"].get(grader) or {}
             labels[record["benchmark"]][grader][str(record["problem"])][int(record.get("seed", 0))].append(
                 bool(grade.get("correct")))
-    configs = run_metadata(path if path.is_dir() else path.parent)["configs"]
-    datasets = {}
+    meta = run_metadata(path if path.is_dir() else path.parent)
+    datasets: dict[str, tuple[str | None, str | None]] = {}
+    used: dict[str, set[str]] = defaultdict(set)
     for record in records:
-        config = configs.get(record.get("config_hash"), {})
+        config = meta["configs"].get(record.get("config_hash"), {})
         datasets.setdefault(record["benchmark"], (config.get("variant"), config.get("data")))
-    return Run(name, path, dict(labels), datasets, graders)
+        used[record["benchmark"]].add(record.get("config_hash"))
+    configs = {b: sorted((meta["configs"].get(h) or {} for h in hashes), key=config_order) for b, hashes in used.items()}
+    return Run(name, path, dict(labels), datasets, graders, configs, recorded_limit(meta["runs"]))
+
+
+def recorded_limit(invocations: list[dict[str, Any]]) -> str | None:
+    """The ``--limit`` of the latest invocation in runs.jsonl that names one."""
+    for entry in reversed(invocations):
+        argv = [str(a) for a in entry.get("argv") or []]
+        for i, arg in enumerate(argv):
+            if arg == "--limit" and i + 1 < len(argv):
+                return argv[i + 1]
+            if arg.startswith("--limit="):
+                return arg.partition("=")[2]
+    return None
+
+
+def _same(value: Any, published: float) -> bool:
+    try:
+        return abs(float(value) - published) < 1e-9
+    except (TypeError, ValueError):
+        return False
+
+
+def setting_differences(run: Run, settings: Settings) -> list[str]:
+    """How ``run`` was made otherwise than a published row was measured (over the math benchmarks the run
+    holds), one phrase per setting: sampling, samples per problem, a subset of the problems. Empty when none."""
+    benchmarks = [b for b in MATH_BENCHMARKS if b in run.labels]
+    configs = [c for b in benchmarks for c in run.configs.get(b, [{}])]
+    out = []
+    for key in ("temperature", "top_p", "max_tokens"):
+        published = getattr(settings, key)
+        values = list(dict.fromkeys(c.get(key) for c in configs))
+        if any(not _same(v, published) for v in values):
+            shown = ", ".join("not recorded" if v is None else str(v) for v in values)
+            out.append(f"{key} {shown} (published {published})")
+    samples, subsets = [], []
+    for benchmark in benchmarks:
+        n, seeds = run.samples_per_problem(benchmark)
+        if n * seeds != settings.n[benchmark]:
+            samples.append(f"{title(benchmark)} {n}" + (f"×{seeds} seeds" if seeds > 1 else "")
+                           + f"/{settings.n[benchmark]}")
+        if run.problem_count(benchmark) != settings.problems[benchmark]:
+            subsets.append(f"{title(benchmark)} {run.problem_count(benchmark)}/{settings.problems[benchmark]}")
+    if samples:
+        out.append("samples per problem, run/published: " + ", ".join(samples))
+    if subsets:
+        limit = f" (--limit {run.limit})" if run.limit else ""
+        out.append(f"problems, run/published{limit}: " + ", ".join(subsets))
+    return out
+
+
+MARKERS = "†‡§¶"
+
+
+@dataclass
+class Flag:
+    """A footnote shared by the published rows measured otherwise than the runs, in the same way."""
+
+    marker: str
+    settings: Settings
+    differences: dict[str, list[str]]  # run name -> what differs
+    rows: list[str] = field(default_factory=list)
+    bases: list[str] = field(default_factory=list)  # where the rows' settings are stated
+
+    def text(self) -> str:
+        runs: dict[tuple[str, ...], list[str]] = {}
+        for name, what in self.differences.items():
+            runs.setdefault(tuple(what), []).append(f"`{name}`")
+        said = " ".join(f"{', '.join(names)}: {'; '.join(what)}." for what, names in runs.items())
+        return (f"{self.marker} Measured otherwise than the runs. {said} Published: {self.settings.describe()} "
+                f"({'; '.join(self.bases)}).")
+
+
+def flag_rows(runs: Sequence[Run], references: Sequence[PublishedRow]) -> dict[str, Flag]:
+    """Published row label -> its flag, for every row measured otherwise than at least one run."""
+    flags: dict[str, Flag] = {}
+    by_key: dict[tuple, Flag] = {}
+    for row in references:
+        differences = {run.name: what for run in runs if (what := setting_differences(run, row.settings))}
+        if not differences:
+            continue
+        key = (row.settings.describe(), tuple((name, tuple(what)) for name, what in differences.items()))
+        if key not in by_key:
+            marker = MARKERS[len(by_key) % len(MARKERS)] * (1 + len(by_key) // len(MARKERS))
+            by_key[key] = Flag(marker, row.settings, differences)
+        flag = by_key[key]
+        flag.rows.append(row.label)
+        if row.settings.basis not in flag.bases:
+            flag.bases.append(row.settings.basis)
+        flags[row.label] = flag
+    return flags
 
 
 def shared_graders(runs: Sequence[Run]) -> list[str]:
@@ -248,43 +354,87 @@ def markdown(runs: list[Run], pairs: list[dict[str, Any]], references: list[Publ
         lines += ["", "## Published rows (accuracy %, as printed)", "",
                   "| Row | " + " | ".join(title(b) for b in MATH_BENCHMARKS) + " | Avg. | note |",
                   "|" + "---|" * (len(MATH_BENCHMARKS) + 3)]
+        flags = flag_rows(runs, references)
         for row in references:
             avg = f"{row.avg:.1f}" if row.avg is not None else f"({row.mean_of_six():.1f}, mean)"
-            lines.append(f"| {row.label} | " + " | ".join(f"{row.values[b]:.1f}" for b in MATH_BENCHMARKS)
+            marker = f" {flags[row.label].marker}" if row.label in flags else ""
+            lines.append(f"| {row.label}{marker} | " + " | ".join(f"{row.values[b]:.1f}" for b in MATH_BENCHMARKS)
                          + f" | {avg} | {row.avg_note() or ''} |")
         for run in runs:
             cells = [f"{100 * run.score(b, primary):.1f}" if b in run.labels else "–" for b in MATH_BENCHMARKS]
             avg = run_avg(run, primary)
             cells.append(f"{100 * avg:.1f}" if avg is not None else "–")
             lines.append(f"| this: {run.name} ({primary} grader) | " + " | ".join(cells) + " |  |")
-        lines += ["", "Sources: " + "; ".join(sorted({row.source for row in references}))]
+        lines += [""] + [flag.text() + "\n" for flag in unique_flags(flags)]
+        lines += ["Sources: " + "; ".join(sorted({row.source for row in references}))]
     return "\n".join(lines) + "\n"
 
 
-def chart(runs: list[Run], references: list[PublishedRow], path: Path, grader: str = GRADERS[0]) -> None:
+def unique_flags(flags: dict[str, Flag]) -> list[Flag]:
+    return list({flag.marker: flag for flag in flags.values()}.values())
+
+
+RUN_SHADES = (0.75, 0.5, 0.3, 0.9, 0.6, 0.4)  # of the "Blues" map: the runs' bars
+# The published rows' colours (no blue, the runs' colour); past twelve rows they repeat with another shape.
+ROW_COLOURS = [*(f"tab:{c}" for c in ("orange", "green", "red", "purple", "brown", "pink", "olive", "cyan")),
+               "black", "gold", "lime", "magenta"]
+ROW_SHAPES = "oDs^v<>P"
+
+
+def chart_figure(runs: list[Run], references: list[PublishedRow], grader: str = GRADERS[0]):
+    """The comparison chart: each run's avg@k as bars (shades of blue), each published row as points in a colour
+    of its own beside them, in the legend; rows measured otherwise than the runs are hollow and marked (†),
+    with a footnote under the chart saying what differs."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = runs[0].benchmarks()
-    fig, ax = plt.subplots(figsize=(max(8.0, 1.2 * len(names) + 4), 4.5))
+    flags = flag_rows(runs, references)
+    fig_width = max(10.0, 1.3 * len(names) + 6)
+    notes = [textwrap.fill(flag.text().replace("`", ""), int(16 * fig_width)) for flag in unique_flags(flags)]
+    note_height = 0.12 * sum(note.count("\n") + 1 for note in notes) + (0.1 if notes else 0)  # inches
+    fig, ax = plt.subplots(figsize=(fig_width, 4.5 + note_height))
     width = 0.8 / len(runs)
+    blues = plt.get_cmap("Blues")
     for i, run in enumerate(runs):
         xs = [j + (i - (len(runs) - 1) / 2) * width for j in range(len(names))]
-        ax.bar(xs, [100 * run.score(b, grader) if b in run.labels else 0 for b in names], width, label=run.name)
-    markers = "os^vDP*X"
+        ax.bar(xs, [100 * run.score(b, grader) if b in run.labels else 0 for b in names], width, label=run.name,
+               color=blues(RUN_SHADES[i % len(RUN_SHADES)]), edgecolor="white")
+    spread = 0.8 / max(len(references), 1)
     for i, row in enumerate(references):
-        points = [(j, row.values[b]) for j, b in enumerate(names) if b in row.values]
-        if points:
-            ax.scatter(*zip(*points, strict=True), marker=markers[i % len(markers)], color="black", s=18, zorder=3,
-                       label=row.label)
+        colour, shape = ROW_COLOURS[i % len(ROW_COLOURS)], ROW_SHAPES[i % len(ROW_SHAPES)]
+        offset = (i - (len(references) - 1) / 2) * spread
+        points = [(j + offset, row.values[b]) for j, b in enumerate(names) if b in row.values]
+        if not points:
+            continue
+        flag = flags.get(row.label)
+        style = ({"facecolors": "none", "edgecolors": colour, "linewidths": 1.6} if flag
+                 else {"color": colour, "edgecolors": "black", "linewidths": 0.5})
+        ax.scatter(*zip(*points, strict=True), marker=shape, s=30, zorder=3,
+                   label=row.label + (f" {flag.marker}" if flag else ""), **style)
     ax.set_xticks(range(len(names)), [title(n) for n in names], rotation=20)
     ax.set_ylabel(f"avg@k accuracy (%), {grader} grader")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.set_title(f"{len(runs)} runs" + (", published rows as markers" if references else ""), fontsize=9)
-    fig.tight_layout()
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda k: labels[k] not in {run.name for run in runs})  # runs first
+    ax.legend([handles[k] for k in order], [labels[k] for k in order], fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.0, 1.0), title="runs (bars), published (points)", title_fontsize=7)
+    what = f"{len(runs)} runs" + (", published rows as points" if references else "")
+    if flags:
+        what += "; hollow and marked: measured otherwise (footnote)"
+    ax.set_title(what, fontsize=9)
+    if notes:
+        fig.text(0.01, 0.01, "\n".join(notes), fontsize=6.5, va="bottom", ha="left")
+    fig.tight_layout(rect=(0, note_height / fig.get_figheight(), 1, 1))
+    return fig
+
+
+def chart(runs: list[Run], references: list[PublishedRow], path: Path, grader: str = GRADERS[0]) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = chart_figure(runs, references, grader)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -308,7 +458,10 @@ def compare(paths: list[Path], out_dir: Path, references: list[PublishedRow] | N
                   "avg": {g: run_avg(r, g) for g in graders}} for r in runs],
         "differences": [{"run": r.name, "against": runs[0].name, **p} for r, p in zip(runs[1:], pairs, strict=True)],
         "references": [{"label": row.label, "source": row.source, "values": row.values, "avg": row.avg,
-                        "mean_of_six": row.mean_of_six(), "note": row.avg_note()} for row in references],
+                        "mean_of_six": row.mean_of_six(), "note": row.avg_note(),
+                        "settings": row.settings.describe(),
+                        "differs": {r.name: what for r in runs if (what := setting_differences(r, row.settings))}}
+                       for row in references],
         "method": {"resamples": resamples, "seed": seed, "interval": "paired bootstrap, 95%"},
     }
     out_dir.mkdir(parents=True, exist_ok=True)

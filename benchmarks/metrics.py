@@ -1,6 +1,9 @@
 """Metrics over graded samples: avg@k, unbiased pass@k (Chen et al. 2021), maj@k, spread over seeds, lengths.
 
-Everything is a fraction in [0, 1]; the report shows percentages.
+Everything is a fraction in [0, 1]; the report shows percentages. maj@k follows luffy_math.vote's one tie rule:
+when several answers share the most votes the first seen of them (lowest sample index) is the majority, and
+``maj_ties`` counts the problems whose vote at k was such a tie, so a reader sees how much of maj@k a
+tie-break decided.
 """
 
 from __future__ import annotations
@@ -30,19 +33,27 @@ def k_values(n: int) -> list[int]:
     return ks + ([n] if ks[-1] != n else [])
 
 
-def majority_correct(samples: list[dict[str, Any]], grader: str, gold: str | list[str]) -> bool:
-    """Is the majority answer (luffy_math.majority_vote over this grader's extracted answers) correct?"""
-    from luffy_math import grade_answer, majority_vote
+def majority_outcome(samples: list[dict[str, Any]], grader: str, gold: str | list[str]) -> tuple[bool, bool]:
+    """(is the majority answer correct, was the vote a tie): luffy_math.vote.majority over this grader's
+    extracted answers, a tie going to the tied answer seen first."""
+    from luffy_math import grade_answer
+    from luffy_math.vote import TIE, majority
 
     grades = [s["grades"].get(grader) or {} for s in samples]
     answers = [g.get("extracted") for g in grades]
-    winner = majority_vote(answers)
-    if winner is None:
-        return False
+    vote = majority(answers)
+    tied = vote.reason == TIE
+    if vote.answer is None:
+        return False, tied
     for answer, g in zip(answers, grades, strict=True):
-        if answer == winner:  # a sample that gave the winning answer already carries its label
-            return bool(g.get("correct"))
-    return grade_answer(winner, gold, grader).correct  # the vote returned a normalised form
+        if answer == vote.answer:  # a sample that gave the winning answer already carries its label
+            return bool(g.get("correct")), tied
+    return grade_answer(vote.answer, gold, grader).correct, tied  # the vote returned a normalised form
+
+
+def majority_correct(samples: list[dict[str, Any]], grader: str, gold: str | list[str]) -> bool:
+    """Is the majority answer (luffy_math.majority_vote over this grader's extracted answers) correct?"""
+    return majority_outcome(samples, grader, gold)[0]
 
 
 def recorded_graders(records: list[dict[str, Any]]) -> list[str]:
@@ -63,10 +74,12 @@ def seed_metrics(records: list[dict[str, Any]], graders: Sequence[str] = GRADERS
     out: dict[str, Any] = {"problems": len(problems), "samples_per_problem": n, "samples": len(records)}
     for grader in graders:
         labels = [[bool((s["grades"].get(grader) or {}).get("correct")) for s in p] for p in problems]
+        votes = {k: [majority_outcome(p[:k], grader, p[0]["gold"]) for p in problems] for k in ks}
         out[grader] = {
             "avg": statistics.fmean(statistics.fmean(ls) for ls in labels),
             "pass": {k: statistics.fmean(pass_at_k(len(ls), sum(ls), k) for ls in labels) for k in ks},
-            "maj": {k: statistics.fmean(majority_correct(p[:k], grader, p[0]["gold"]) for p in problems) for k in ks},
+            "maj": {k: statistics.fmean(correct for correct, _ in votes[k]) for k in ks},
+            "maj_ties": {k: sum(tied for _, tied in votes[k]) for k in ks},
             "formatted": statistics.fmean(bool((s["grades"].get(grader) or {}).get("formatted"))
                                           for s in records),
             "timed_out": sum(bool((s["grades"].get(grader) or {}).get("timed_out")) for s in records),
@@ -117,6 +130,8 @@ def compute(records: list[dict[str, Any]]) -> dict[str, Any]:
                 "avg": spread([x["avg"] for x in g]),
                 "pass": {str(k): spread([x["pass"][k] for x in g]) for k in common_ks},
                 "maj": {str(k): spread([x["maj"][k] for x in g]) for k in common_ks},
+                # problems (summed over seeds) whose maj@k vote was a tie, decided by the first-seen rule
+                "maj_ties": {str(k): sum(x["maj_ties"][k] for x in g) for k in common_ks},
                 "formatted": spread([x["formatted"] for x in g]),
                 "timed_out": sum(x["timed_out"] for x in g),
                 "ungraded": sum(x["ungraded"] for x in g),

@@ -1,7 +1,8 @@
 """Published rows to compare a run against: the LUFFY-1.5B model card's table and the LUFFY README's rows.
 
-Figures only (accuracy in %, the six math benchmarks in the paper's order), each row with its source. A
-published "Avg." is kept as printed; :func:`mean_of_six` says whether it is the mean of its six numbers.
+Figures only (accuracy in %, the six math benchmarks in the paper's order), each row with its source and the
+settings it was measured with, so a comparison can say where a run's settings differ. A published "Avg." is
+kept as printed; :func:`mean_of_six` says whether it is the mean of its six numbers.
 """
 
 from __future__ import annotations
@@ -9,10 +10,43 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from benchmarks.tasks import MATH_BENCHMARKS
+from benchmarks.tasks import BENCHMARKS, MATH_BENCHMARKS
 
 CARD_1_5B = "huggingface.co/Elliott/LUFFY-Qwen-Math-1.5B-Zero (model card, Evaluation table)"
 LUFFY_README = "github.com/ElliottYan/LUFFY README.md @ 01f4ae0 (own template, T 0.6, 8k tokens, avg@32)"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a published row was measured: sampling, samples per problem (avg@n) and problems per benchmark."""
+
+    temperature: float
+    top_p: float
+    max_tokens: int
+    n: dict[str, int]  # benchmark -> samples per problem
+    problems: dict[str, int]  # benchmark -> problems in the full set
+    basis: str  # where these settings are stated
+
+    def describe(self) -> str:
+        """The settings in one line (without their basis)."""
+        by_n: dict[int, list[str]] = {}
+        for benchmark in MATH_BENCHMARKS:
+            by_n.setdefault(self.n[benchmark], []).append(BENCHMARKS[benchmark].title)
+        samples = "; ".join(f"n {n} on {', '.join(names)}" for n, names in by_n.items())
+        full = ", ".join(f"{BENCHMARKS[b].title} {self.problems[b]}" for b in MATH_BENCHMARKS)
+        return (f"temperature {self.temperature}, top_p {self.top_p}, max_tokens {self.max_tokens}; {samples}; "
+                f"full sets ({full} problems)")
+
+
+# LUFFY's evaluation (github.com/ElliottYan/LUFFY eval_scripts/generate_vllm.py, valid.all.parquet): T 0.6,
+# top_p 1.0, max_tokens 8192 (hard-coded), AIME 24/25 and AMC repeated 32 times in the parquet (avg@32), the
+# others once, on the full sets.
+LUFFY_EVAL_N = {"aime24": 32, "aime25": 32, "amc": 32, "math500": 1, "minerva": 1, "olympiad": 1}
+LUFFY_EVAL_PROBLEMS = {"aime24": 30, "aime25": 30, "amc": 83, "math500": 500, "minerva": 272, "olympiad": 675}
+LUFFY_README_SETTINGS = Settings(0.6, 1.0, 8192, LUFFY_EVAL_N, LUFFY_EVAL_PROBLEMS,
+                                 "README rows: as LUFFY's README and evaluation script state")
+CARD_SETTINGS = Settings(0.6, 1.0, 8192, LUFFY_EVAL_N, LUFFY_EVAL_PROBLEMS,
+                         "card rows: the card states none, LUFFY's evaluation script's are assumed")
 
 
 @dataclass(frozen=True)
@@ -21,6 +55,7 @@ class PublishedRow:
     source: str
     values: dict[str, float]  # benchmark name -> accuracy in %
     avg: float | None = None  # the "Avg." as published, when there is one
+    settings: Settings = LUFFY_README_SETTINGS
 
     def mean_of_six(self) -> float:
         return statistics.fmean(self.values[b] for b in MATH_BENCHMARKS)
@@ -36,7 +71,8 @@ class PublishedRow:
 
 
 def _row(label: str, source: str, six: tuple[float, ...], avg: float | None = None) -> PublishedRow:
-    return PublishedRow(label, source, dict(zip(MATH_BENCHMARKS, six, strict=True)), avg)
+    settings = CARD_SETTINGS if source == CARD_1_5B else LUFFY_README_SETTINGS
+    return PublishedRow(label, source, dict(zip(MATH_BENCHMARKS, six, strict=True)), avg, settings)
 
 
 # AIME 24, AIME 25, AMC, MATH-500, Minerva, Olympiad (and the table's Avg.).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,20 @@ def title(name: str) -> str:
     return BENCHMARKS[name].title if name in BENCHMARKS else name
 
 
+def in_paper_order(names: Iterable[str]) -> list[str]:
+    """Benchmark names in the paper's column order, then the others sorted: the order of every list we print."""
+    names = set(names)
+    return [b for b in BENCHMARKS if b in names] + sorted(names - set(BENCHMARKS))
+
+
+def config_order(config: dict[str, Any]) -> tuple[int, str, int, str]:
+    """A config's place in a listing: its benchmark in the paper's order, then its seed, then the rest."""
+    benchmark, seed = str(config.get("benchmark")), config.get("seed")
+    position = list(BENCHMARKS).index(benchmark) if benchmark in BENCHMARKS else len(BENCHMARKS)
+    return (position, benchmark, seed if isinstance(seed, int) else -1,
+            json.dumps(config, sort_keys=True, default=str))
+
+
 def accuracy_table(result: dict[str, Any], columns: list[str], with_avg: bool) -> list[str]:
     benchmarks = result["benchmarks"]
     head = ["Grader", *(title(c) for c in columns)] + (["Avg."] if with_avg else [])
@@ -38,15 +53,17 @@ def accuracy_table(result: dict[str, Any], columns: list[str], with_avg: bool) -
 
 
 def details_table(result: dict[str, Any], grader: str) -> list[str]:
-    head = ["Benchmark", "Problems", "k", "avg@k", "pass@k", "maj@k", "formatted", "truncated", "mean tokens",
-            "grader timeouts"]
+    head = ["Benchmark", "Problems", "k", "avg@k", "pass@k", "maj@k", "maj@k ties", "formatted", "truncated",
+            "mean tokens", "grader timeouts"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, b in result["benchmarks"].items():
+    for name in in_paper_order(result["benchmarks"]):
+        b = result["benchmarks"][name]
         g, k = b[grader], b["samples_per_problem"]
         passes = ", ".join(f"@{kk} {pct(v)}" for kk, v in g["pass"].items())
         length = f"{b['length']['mean']:.0f}" if b["length"] else "–"
+        ties = g.get("maj_ties", {}).get(str(k), "–")  # problems (summed over seeds) whose vote was a tie
         lines.append(f"| {title(name)} | {b['problems']} | {k} | {pct(g['avg'])} | {passes} | {pct(g['maj'][str(k)])} "
-                     f"| {pct(g['formatted'])} | {pct(b['truncation_rate'])} | {length} | {g['timed_out']} |")
+                     f"| {ties} | {pct(g['formatted'])} | {pct(b['truncation_rate'])} | {length} | {g['timed_out']} |")
     return lines
 
 
@@ -124,13 +141,11 @@ def described(config: dict[str, Any]) -> dict[str, Any]:
 def setup_lines(result: dict[str, Any], meta: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
     used = {r["config_hash"] for r in records if "config_hash" in r}
     lines = ["## Setup", ""]
-    for digest in sorted(used):
-        config = meta["configs"].get(digest)
-        if config:
-            config = described(config)
-            sampling = ", ".join(f"{k} {config[k]}" for k in ("template", "temperature", "top_p", "max_tokens", "seed"))
-            lines.append(f"- {title(config['benchmark'])}: {config['variant']}; model {config['model']} "
-                         f"({config['backend']}); {sampling}")
+    for config in sorted((meta["configs"][d] for d in used if meta["configs"].get(d)), key=config_order):
+        config = described(config)
+        sampling = ", ".join(f"{k} {config[k]}" for k in ("template", "temperature", "top_p", "max_tokens", "seed"))
+        lines.append(f"- {title(config['benchmark'])}: {config['variant']}; model {config['model']} "
+                     f"({config['backend']}); {sampling}")
     served = collections.Counter(r["endpoint"] for r in records if r.get("endpoint"))
     if served:
         backends = {meta["configs"].get(digest, {}).get("backend") for digest in used}
@@ -149,8 +164,8 @@ def setup_lines(result: dict[str, Any], meta: dict[str, Any], records: list[dict
 
 def chart_caption(meta: dict[str, Any], records: list[dict[str, Any]], graders: list[str] | None = None) -> str:
     """Model, sampling and grader versions in two lines, so a chart shown alone still says what it measured."""
-    configs = [described(meta["configs"][h]) for h in sorted({r.get("config_hash") for r in records})
-               if h in meta["configs"]]
+    configs = [described(c) for c in sorted((meta["configs"][h] for h in {r.get("config_hash") for r in records}
+                                             if h in meta["configs"]), key=config_order)]
     if configs:
         c = configs[0]
         models = sorted({Path(str(c["model"])).name or str(c["model"]) for c in configs})
@@ -169,30 +184,46 @@ def chart_caption(meta: dict[str, Any], records: list[dict[str, Any]], graders: 
             "bars: avg@k, error bars: std over seeds")
 
 
-def chart(result: dict[str, Any], path: Path, caption: str) -> None:
+ALL_ZERO_NOTE = "every score is 0"
+
+
+def chart_figure(result: dict[str, Any], caption: str):
+    """The report's bar chart (avg@k per benchmark and grader); a chart whose every bar is 0 says so."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(result["benchmarks"])
+    names = in_paper_order(result["benchmarks"])
     labels = [title(n) for n in names] + (["Avg."] if result["avg"] else [])
     fig, ax = plt.subplots(figsize=(max(8.0, 1.1 * len(labels) + 3), 4.5))
     graders = result["graders"]
     width = 0.8 / len(graders)
+    heights = []
     for i, grader in enumerate(graders):
         values = [result["benchmarks"][n][grader]["avg"] for n in names]
         if result["avg"]:
             values.append(result["avg"][grader])
         xs = [j + (i - (len(graders) - 1) / 2) * width for j in range(len(labels))]
+        heights += [100 * v["mean"] for v in values]
         ax.bar(xs, [100 * v["mean"] for v in values], width, label=grader,
                yerr=[100 * (v["std"] or 0) for v in values], capsize=3)
+    if not any(heights):  # bars of height 0 draw nothing: say it, so the chart does not look empty
+        ax.text(0.5, 0.5, ALL_ZERO_NOTE, transform=ax.transAxes, ha="center", va="center", fontsize=12,
+                color="dimgray")
     ax.set_xticks(range(len(labels)), labels, rotation=20)
     ax.set_ylabel("avg@k accuracy (%)")
     ax.set_ylim(0, 100)
     ax.legend(title="grader", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title(caption, fontsize=8, wrap=True)
     fig.tight_layout()
+    return fig
+
+
+def chart(result: dict[str, Any], path: Path, caption: str) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = chart_figure(result, caption)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -211,7 +242,8 @@ def build(path: Path, out_dir: Path | None = None) -> str:
     out_dir = out_dir or run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = run_metadata(run_dir)
-    ood = [n for n in result["benchmarks"] if n not in MATH_BENCHMARKS]
+    meta["configs"] = dict(sorted(meta["configs"].items(), key=lambda item: config_order(item[1])))
+    ood = [n for n in in_paper_order(result["benchmarks"]) if n not in MATH_BENCHMARKS]
     lines = ["# LUFFY evaluation", "", "Accuracy (avg@k, %), paper column order:", "",
              *accuracy_table(result, MATH_BENCHMARKS, with_avg=True), "", *grader_lines(result, meta), ""]
     if ood:

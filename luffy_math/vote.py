@@ -1,11 +1,18 @@
 """Majority vote over final answers, counting equivalent answers (``0.5``, ``\\frac{1}{2}``) as one, and the
-stopping rule of an adaptive vote (samples drawn until the leading answer is settled)."""
+stopping rule of an adaptive vote (samples drawn until the leading answer is settled).
+
+The one tie rule, for the server, the demo and the harness's maj@k: the answer with the most votes wins (a
+plurality: it need not have more than half); when several answers share the most votes, the one seen first
+(the lowest sample index) wins, and the vote says it was a tie (:class:`Majority`, ``reason == "tie"``).
+Answers that are None (no boxed answer) do not vote.
+"""
 
 from __future__ import annotations
 
 import functools
 import math
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 
 from luffy_math.deadline import DeadlineExceeded, call_with_deadline
 from luffy_math.grader import luffy_match
@@ -58,11 +65,48 @@ def vote_groups(answers: Sequence[str | None]) -> list[tuple[str, int]]:
     return [(firsts[label], counts[label]) for label in sorted(firsts)]
 
 
-def leader(groups: Sequence[tuple[str, int]]) -> str | None:
-    """The largest group's text; a tie goes to the group seen first."""
+# Why a vote's answer is not a clear winner (Majority.reason); None when one answer has the most votes.
+TIE = "tie"  # several answers share the most votes: the first seen of them is the answer
+NO_ANSWER = "no_answer"  # no sample gave an answer: the answer is None
+
+
+@dataclass(frozen=True)
+class Majority:
+    """The outcome of a vote: the winning answer, why it is not a clear winner (None, :data:`TIE`,
+    :data:`NO_ANSWER`), and the votes per answer group (its first member's text), most votes first, equal
+    counts in first-seen order, so the tied answers are the leading entries with the top count."""
+
+    answer: str | None
+    reason: str | None
+    counts: dict[str, int]
+
+    @property
+    def tied(self) -> dict[str, int]:
+        """The answers that share the most votes, with their counts (empty unless a tie)."""
+        if self.reason != TIE:
+            return {}
+        top = next(iter(self.counts.values()))
+        return {answer: count for answer, count in self.counts.items() if count == top}
+
+
+def tally(groups: Sequence[tuple[str, int]]) -> Majority:
+    """The :class:`Majority` of answer groups ((text, votes), first-seen order), by the module's tie rule."""
     if not groups:
-        return None
-    return max(groups, key=lambda group: group[1])[0]  # max keeps the first of equal counts
+        return Majority(None, NO_ANSWER, {})
+    ordered = sorted(groups, key=lambda group: -group[1])  # stable: equal counts stay in first-seen order
+    top = ordered[0][1]
+    tie = len(ordered) > 1 and ordered[1][1] == top
+    return Majority(ordered[0][0], TIE if tie else None, dict(ordered))
+
+
+def leader(groups: Sequence[tuple[str, int]]) -> str | None:
+    """The largest group's text; a tie goes to the group seen first (:func:`tally`)."""
+    return tally(groups).answer
+
+
+def majority(answers: Sequence[str | None]) -> Majority:
+    """The vote over ``answers`` by LUFFY's equivalence (:func:`vote_groups`), with its tie and its counts."""
+    return tally(vote_groups(answers))
 
 
 def majority_vote(answers: Sequence[str | None]) -> str | None:
@@ -82,11 +126,7 @@ def exact_groups(answers: Sequence[str | None]) -> list[tuple[str, int]]:
 
 def exact_majority(answers: Sequence[str | None]) -> str | None:
     """Exact-string majority (first seen wins ties; None answers do not vote), for a vote that ran out of time."""
-    counts: dict[str, int] = {}
-    for answer in answers:
-        if answer is not None:
-            counts[answer] = counts.get(answer, 0) + 1
-    return max(counts, key=counts.__getitem__) if counts else None
+    return tally(exact_groups(answers)).answer
 
 
 # The default confidence of an adaptive vote (the leader must stay ahead with this posterior probability).

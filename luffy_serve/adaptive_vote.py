@@ -25,10 +25,15 @@ those already running, the vote could settle if all of them joined the leader
 spent on samples aborted unfinished).
 
 The response: the counted choices (indices 0..k-1; a stream also shows the others it started, each ending
-with ``finish_reason: "abort"``), ``majority_answer`` over them, and ``"vote": {"mode": "adaptive",
-"samples": k, "stopped_early": k < n, "confidence": c}``; ``usage.completion_tokens`` counts every token
+with ``finish_reason: "abort"``), ``majority_answer``, ``majority_reason`` and ``majority_counts`` of the
+grouping the stopping rule saw for them (a vote that used all ``n`` samples unsettled may end in a tie),
+``"vote": {"mode": "adaptive", "samples": k, "stopped_early": k < n, "confidence": c}``; ``usage.completion_tokens`` counts every token
 generated, aborted samples' included (:meth:`VoteRun.usage` corrects vLLM's count, which sees only the
-outputs handed to it).
+outputs handed to it), and ``usage.completion_tokens_details.reasoning_tokens`` the thoughts' tokens of all
+of them.
+
+Outside adaptive votes the wrapped engine client only records, for the math layer, the token ids each choice
+generated (:data:`luffy_serve.thought_tokens.RECORDING`), from which the thoughts' tokens are counted.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ from vllm.sampling_params import RequestOutputKind, SamplingParams
 from luffy_math import answer_part, answer_part_parsed, boxed_answer
 from luffy_math.thinking import split_response
 from luffy_math.vote import DEFAULT_CONFIDENCE, fewest_deciding, more_to_settle, settled
+
+from .thought_tokens import RECORDING, recorded
 
 if TYPE_CHECKING:
     from .math_extras import MathExtras
@@ -100,7 +107,8 @@ ACTIVE: contextvars.ContextVar[VoteRun | None] = contextvars.ContextVar("luffy_a
 
 class VoteEngine:
     """vLLM's engine client as its chat and completions handlers see it: the same object in every respect,
-    except that ``generate`` inside an adaptive-vote request (:data:`ACTIVE`) runs the vote."""
+    except that ``generate`` inside an adaptive-vote request (:data:`ACTIVE`) runs the vote, and inside a
+    recording one (:data:`~luffy_serve.thought_tokens.RECORDING`) records the ids generated."""
 
     def __init__(self, inner: Any):
         self.inner = inner
@@ -111,7 +119,11 @@ class VoteEngine:
     def generate(self, prompt: Any, sampling_params: Any, request_id: str, **kwargs: Any):
         run = ACTIVE.get()
         if run is None or not isinstance(sampling_params, SamplingParams) or sampling_params.n < 2:
-            return self.inner.generate(prompt, sampling_params, request_id, **kwargs)
+            outputs = self.inner.generate(prompt, sampling_params, request_id, **kwargs)
+            recording = RECORDING.get()
+            if recording is None or not isinstance(sampling_params, SamplingParams):
+                return outputs
+            return recorded(outputs, recording, sampling_params.output_kind == RequestOutputKind.DELTA)
         return run.outputs(self.inner, prompt, sampling_params, request_id, kwargs)
 
 
@@ -138,6 +150,7 @@ class _Sample:
     request_id: str
     task: asyncio.Task | None = None
     tokens: int = 0  # generated so far, as the engine reported them
+    token_ids: list[int] = field(default_factory=list)  # the ids generated so far
     text: str = ""
     last: RequestOutput | None = None
     output: CompletionOutput | None = None  # the finished output (cumulative)
@@ -161,12 +174,21 @@ class VoteRun:
         self.counted = 0  # samples 0..counted-1 are finished and voted on
         self.decided = False
         self.groups: list[tuple[str, int]] = []
+        self.grouping_timed_out: str | None = None  # "timed_out" when the last grouping fell back to exact text
 
     # --- what the response gains --------------------------------------------------------------------------
 
     def vote_field(self) -> dict[str, Any]:
         return {"mode": "adaptive", "samples": self.counted, "stopped_early": self.counted < self.n,
                 "confidence": self.spec.confidence}
+
+    def counted_groups(self) -> tuple[list[tuple[str, int]], str | None]:
+        """The counted samples' answer groups and whether their grouping timed out (as MathExtras.vote_groups)."""
+        return self.groups, self.grouping_timed_out
+
+    def generated_ids(self) -> list[list[int]]:
+        """The ids every sample generated, aborted ones included."""
+        return [sample.token_ids for sample in self.samples]
 
     def usage(self, usage: dict[str, Any]) -> None:
         """Correct vLLM's usage (the outputs it was handed) to every token generated, aborted ones too."""
@@ -219,9 +241,11 @@ class VoteRun:
                 out.index = sample.index
                 if stream:
                     sample.tokens += len(out.token_ids)
+                    sample.token_ids.extend(out.token_ids)
                     sample.pieces.append(out.text)
                 else:
                     sample.tokens = len(out.token_ids)
+                    sample.token_ids = list(out.token_ids)
                 if self.decided or sample.finished:
                     continue  # aborted after the decision: only its tokens count
                 sample.last = item
@@ -268,7 +292,7 @@ class VoteRun:
         while not self.decided and self.counted < len(self.samples) and self.samples[self.counted].finished:
             self.counted += 1
             answers = [s.answer for s in self.samples[: self.counted]]
-            self.groups, _ = await self.extras.vote_groups(answers)
+            self.groups, self.grouping_timed_out = await self.extras.vote_groups(answers)
             if self.counted == self.n or settled([count for _, count in self.groups], self.spec.confidence):
                 self.decided = True
         if self.decided:

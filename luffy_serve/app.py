@@ -21,22 +21,26 @@ import itertools
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from luffy_math import as_boxed, exact_majority
+from luffy_math import as_boxed
+from luffy_math.vote import Majority, exact_groups, tally, vote_groups
 from luffy_math.workers import GradingPool
 from luffy_math.workers.host import GradingHostError
 
+from . import math_metrics
 from .errors import error_response, openai_error_body
-from .math_extras import MathExtras, mode_problem
+from .limits import Limits
+from .math_extras import MathExtras, mode_problem, unfinished_grouping
 
 logger = logging.getLogger("luffy_serve")
 
+GRADE = "/v1/grade"
 ARRIVED = "luffy_arrived"  # scope["state"] key: when a /v1/grade request reached the app (time.monotonic())
 OPEN_PATHS = frozenset({"/health", "/ping"})  # load balancers and SageMaker probe these without a key
 DEMO = "/demo"
@@ -46,18 +50,6 @@ MAX_GRADE_CHARS = 200_000  # per response, answer or gold
 # grading stops that much earlier, so the whole response is out by the deadline counted from its arrival.
 RESPONSE_RESERVE_SHARE, RESPONSE_RESERVE_S = 0.05, 0.5
 DEMO_AUTH_MESSAGE = "This server asks for its API key: sign in with any user name and the key as password."
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one client may ask of the server (the luffy flags of the same names)."""
-
-    max_request_bytes: int = 16 << 20  # any request body
-    grade_deadline: float = 30.0  # seconds one /v1/grade request may take
-    grade_max_items: int = 1024  # items in one /v1/grade request
-    grade_max_chars: int = 1_000_000  # characters of one /v1/grade request, all items and golds together
-    grade_capacity: int = 2048  # items in flight on the /v1/grade pool, all requests together
-    public_metrics: bool = False  # /metrics without the key
 
 
 class GradeRequest(BaseModel):
@@ -105,11 +97,17 @@ class GradeAdmission:
         in_flight = sum(n for n, _ in self._deadlines.values())
         if self._deadlines and in_flight + items > self.capacity:
             soonest = min(d for _, d in self._deadlines.values())
+            math_metrics.GRADE_REFUSED.inc()
             raise GradeQueueFull(max(1, math.ceil(soonest - time.monotonic())))
         self._deadlines[key] = (items, deadline)
+        math_metrics.GRADE_REQUESTS_IN_FLIGHT.inc()
+        math_metrics.GRADE_ITEMS_IN_FLIGHT.inc(items)
 
     def release(self, key: int) -> None:
-        self._deadlines.pop(key, None)
+        released = self._deadlines.pop(key, None)
+        if released is not None:
+            math_metrics.GRADE_REQUESTS_IN_FLIGHT.dec()
+            math_metrics.GRADE_ITEMS_IN_FLIGHT.dec(released[0])
 
 
 class LuffyApp:
@@ -124,6 +122,9 @@ class LuffyApp:
         self._key_hashes = [hashlib.sha256(k.encode()).digest() for k in api_keys]
         self.pool = pool
         self.grade_pool = grade_pool or pool
+        math_metrics.WORKER_RESTARTS.watch("math_fields", pool)
+        if self.grade_pool is not pool:
+            math_metrics.WORKER_RESTARTS.watch("grade", self.grade_pool)
         self.grade_timeout = grade_timeout
         self.limits = limits or Limits()
         self.open_paths = OPEN_PATHS | ({"/metrics"} if self.limits.public_metrics else set())
@@ -187,7 +188,7 @@ class LuffyApp:
             await error_response(500, "Internal server error.", "InternalServerError")(scope, receive, send)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send, path: str, in_demo: bool) -> None:
-        if path == "/v1/grade":
+        if path == GRADE:
             scope.setdefault("state", {})[ARRIVED] = arrived = time.monotonic()  # its deadline runs from here
             await self.own(scope, receive, _with_server_timing(send, arrived))
         elif in_demo:
@@ -264,7 +265,7 @@ class LuffyApp:
             response.headers["Retry-After"] = str(exc.retry_after)
             return response
 
-        @own.post("/v1/grade")
+        @own.post(GRADE)
         async def grade(request: GradeRequest, raw: Request):
             """Grade responses (or bare answers) against a gold; add the equivalence-aware majority."""
             return await self._grade(request, raw.scope.get("state", {}).get(ARRIVED, time.monotonic()))
@@ -287,24 +288,43 @@ class LuffyApp:
         self.admission.admit(key, len(texts), deadline)
         try:
             # Items go out in tasks of a few items; what is not graded by the deadline comes back timed out.
+            started = time.monotonic()
             batch = self.grade_pool.submit_batch([(t, request.gold) for t in texts], request.mode, deadline)
             grades = await asyncio.wrap_future(batch)
+            math_metrics.observe_grading(request.mode, GRADE, time.monotonic() - started, len(grades),
+                                         sum(g.timed_out for g in grades))
             answers = [g.extracted for g in grades]
-            majority = await self._vote(answers, deadline) if answers else None
+            majority = await self._vote(answers, deadline) if answers else tally([])
         finally:
             self.admission.release(key)
         return {"object": "grade", "mode": request.mode, "grades": [asdict(g) for g in grades],
-                "majority_answer": majority}
+                "majority_answer": majority.answer, "majority_reason": majority.reason,
+                "majority_counts": majority.counts}
 
-    async def _vote(self, answers: list[str | None], deadline: float) -> str | None:
-        """The equivalence-aware majority, or exact-string majority when it is not decided by the deadline."""
-        if deadline - time.monotonic() <= 0:  # the grading used it all: scheduling a vote would only kill a worker
-            return exact_majority(answers)
-        vote = self.grade_pool.submit_vote(answers, deadline)
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(vote), max(deadline - time.monotonic(), 0.0))
-        except TimeoutError:  # wait_for cancelled the vote, which kills its worker
-            return exact_majority(answers)
+    async def _vote(self, answers: list[str | None], deadline: float) -> Majority:
+        """The equivalence-aware vote, or the vote by exact text (reason ``timed_out``) when it is not decided
+        by the deadline."""
+        majority = await self._vote_groups(answers, deadline)
+        math_metrics.count_vote(GRADE, majority)
+        return majority
+
+    async def _vote_groups(self, answers: list[str | None], deadline: float) -> Majority:
+        """The vote over ``answers`` (grouped in a worker by the deadline), or by exact text when it is not."""
+        given = [a for a in answers if a is not None]
+        if len(set(given)) <= 1:  # one text (or none): no worker needed
+            return tally(exact_groups(given))
+        left = deadline - time.monotonic()
+        if left > 0:  # else the grading used it all: scheduling a vote would only kill a worker
+            try:
+                grouping = self.grade_pool.submit(vote_groups, list(answers), items=len(given), deadline=deadline,
+                                                  on_timeout=unfinished_grouping, on_crash=unfinished_grouping)
+                groups = await asyncio.wait_for(asyncio.wrap_future(grouping), left)
+            except Exception:  # wait_for cancelled the grouping (which kills its worker), or the pool is closing
+                groups = None
+            if groups is not None:
+                return tally(groups)
+        by_text = tally(exact_groups(given))
+        return Majority(by_text.answer, math_metrics.TIMED_OUT, by_text.counts)
 
 
 def _with_server_timing(send: Send, arrived: float) -> Send:

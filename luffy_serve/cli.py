@@ -9,8 +9,11 @@ Every vLLM serving flag works as with ``vllm serve`` (``--tensor-parallel-size``
   ``<think>``/``</think>`` are single tokens, else the math layer splits the text (Qwen2.5's vocabulary);
 - responses carry ``answer``, ``majority_answer`` and, on request, ``grade`` (see math_extras.py);
 - ``POST /v1/grade``; ``--demo`` mounts the Gradio demo at ``/demo``;
-- bad flags, a model that cannot be found, a parser that cannot work with the tokenizer, a port that cannot
-  be bound: one line on stderr and exit code 2, before any weights load;
+- start-up: flags are checked before vLLM is imported (early_args.py: one line and exit code 2 for a mistyped
+  flag or a bad value, ``--help`` at once); then the port listens and answers 503 with ``Retry-After`` while
+  vLLM loads (early_port.py); a model that cannot be found, a parser that cannot work with the tokenizer, a
+  port that cannot be bound, a value vLLM refuses: one line on stderr and exit code 2, before any weights load;
+- a quiet log (quiet_log.py, ``--log-level``);
 - SIGTERM drains the responses in flight and exits 0; an engine that dies while serving ends the server with
   exit code 1 (its streams get vLLM's error event first), so that a supervisor starts a fresh one.
 """
@@ -26,42 +29,35 @@ import os
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 import uvicorn
 import uvloop
 
-from luffy_math.workers import workers_beside_engine
 from luffy_util.errors import first_line
 
-from . import arg_types
-from .cpu_memory import fill_in_memory_share
+from . import arg_types, early_args, quiet_log
+from .early_args import LIMIT_FLAGS, Refused
+from .early_port import StartingApp, bind_socket, lifespan_of
 from .orphans import adopt_orphans, stop_descendants
-from .reasoning import AUTO, ReasoningSetupError, choose_split, load_tokenizer
+from .reasoning import AUTO, ReasoningSetupError
 from .registry import CHECKPOINTS, DEFAULT_MODEL, resolve
 
 logger = logging.getLogger("luffy_serve")
+IMPORTED = time.monotonic()  # about when the process started: "ready after N s" counts from here
+
+quiet_log.apply_from_env()  # a process the server spawned imports this main module first: the same log filter
+
+__all__ = ["LIMIT_FLAGS", "bind_socket", "build_parser", "check_model", "main", "parse_args"]
 
 
 class ModelNotFound(Exception):
     pass
 
 
-# The flags of what one client may ask (luffy_serve.app.Limits, whose field of the same name is the default).
-LIMIT_FLAGS = [
-    ("--grade-deadline", arg_types.positive_float,
-     "Seconds one /v1/grade request may take; items not graded by then come back timed_out, and their work is "
-     "dropped"),
-    ("--grade-max-items", arg_types.positive_int, "Most items in one /v1/grade request (400 beyond)"),
-    ("--grade-max-chars", arg_types.positive_int,
-     "Most characters in one /v1/grade request, items and golds together (413 beyond)"),
-    ("--grade-capacity", arg_types.positive_int,
-     "Most /v1/grade items in flight, all requests together; a request beyond gets 429 with Retry-After"),
-    ("--max-request-bytes", arg_types.positive_int, "Largest request body, declared or chunked (413 beyond)"),
-]
-
-
 def build_parser():
+    """vLLM's ``vllm serve`` parser with luffy's flags added (imports vLLM)."""
     from .vllm_compat import FlexibleArgumentParser, make_arg_parser
 
     parser = FlexibleArgumentParser(
@@ -70,41 +66,37 @@ def build_parser():
         epilog="Registry names: " + ", ".join(CHECKPOINTS),
     )
     parser = make_arg_parser(parser)
-    for action in parser._actions:  # vLLM's own --port takes any integer; a bad one hung after the load
-        if action.dest == "port":
+    for action in parser._actions:
+        if action.dest == "port":  # vLLM's own --port takes any integer; a bad one hung after the load
             action.type = arg_types.port
-    luffy = parser.add_argument_group("luffy")
-    luffy.add_argument("--demo", action="store_true", help="Mount the Gradio demo at /demo.")
-    luffy.add_argument("--grading-workers", type=arg_types.positive_int, default=workers_beside_engine(),
-                       help="Worker processes for answer votes and grading.")
-    luffy.add_argument("--grading-timeout", type=arg_types.positive_float, default=10.0,
-                       help="Seconds one grade or vote may take before its worker is killed.")
-    # What one client may ask of the server: body size, /v1/grade's deadline, caps and capacity.
-    from .app import Limits
-
-    limits = Limits()
-    luffy.add_argument("--grade-workers", type=arg_types.positive_int, default=1,
-                       help="Worker processes for POST /v1/grade: a pool of its own at a lower CPU priority, so "
-                            "that the math fields of chat and completions never wait behind it.")
-    for flag, kind, help_text in LIMIT_FLAGS:  # each defaults to the Limits field of its name
-        luffy.add_argument(flag, type=kind, default=getattr(limits, flag[2:].replace("-", "_")),
-                           help=help_text + " (default %(default)s).")
-    luffy.add_argument("--public-metrics", action="store_true",
-                       help="Serve /metrics without the API key (by default it needs the key, as every route "
-                            "but /health and /ping).")
+        elif action.dest == "log_level":  # luffy's levels (quiet_log.py); vLLM's logging follows them
+            action.type, action.choices, action.default = quiet_log.level_from, None, quiet_log.DEFAULT
+            action.help = early_args.LOG_LEVEL_HELP
+        elif action.dest == "uvicorn_log_level":
+            action.default = None  # from --log-level
+    early_args.add_luffy_flags(parser.add_argument_group("luffy"))
     # None: filled in after parsing, on CPU with room left for the math layer (cpu_memory.py).
     parser.set_defaults(model=DEFAULT_MODEL, reasoning_parser=AUTO, gpu_memory_utilization=None)
     return parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse, then resolve the model name and fold the card's sampling defaults under the user's."""
+    """Parse with vLLM's parser (imports vLLM), then resolve the model name and fold the card's sampling
+    defaults under the user's. A refusal raises :class:`Refused` (one line), not argparse's usage and exit."""
+    from .cpu_memory import fill_in_memory_share
     from .vllm_compat import on_cpu, serve_engine_defaults, validate_parsed_serve_args
 
     parser = build_parser()
+
+    def refuse(message: str):
+        raise Refused(message)
+
+    parser.error = refuse
     args = parser.parse_args(argv)
     if getattr(args, "model_tag", None):
         args.model = args.model_tag
+    args.luffy_log_level = args.log_level
+    args.log_level = quiet_log.vllm_level(args.log_level)  # what vLLM's engine processes configure
     args.typed_model = args.model
     model, name, sampling = resolve(args.model)
     args.model = model
@@ -116,7 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     try:
         validate_parsed_serve_args(args)
     except (TypeError, ValueError) as exc:
-        parser.error(first_line(exc))
+        raise Refused(first_line(exc)) from None
     return args
 
 
@@ -188,87 +180,96 @@ def _go_offline() -> None:
     constants.HF_HUB_OFFLINE = True
 
 
-def bind_socket(host: str | None, port: int) -> socket.socket:
-    """The listening socket, bound before the engine loads: a taken port fails in a second, not after the
-    weights are in memory."""
-    host = host or "0.0.0.0"
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
-
-
-async def serve(args: argparse.Namespace, sock: socket.socket) -> int:
-    """Answer HTTP at once (503 while loading), load the engine in a thread, then attach vLLM's app.
+async def serve(argv: list[str], early: argparse.Namespace, sock: socket.socket) -> int:
+    """Answer HTTP at once (503 while loading), import vLLM and load the engine in threads, then hand the
+    socket's requests to luffy's app in front of vLLM's.
 
     Returns the exit code: 0 after SIGTERM or SIGINT (in-flight responses drain first), ENGINE_DEAD_EXIT when
     the engine died while serving (its requests end with vLLM's error; the server then stops, so that a
-    supervisor starts a fresh one instead of keeping a process that answers 503 for good).
+    supervisor starts a fresh one instead of keeping a process that answers 503 for good). Start-up refusals
+    raise (Refused, ModelNotFound, ReasoningSetupError: exit code 2).
     """
-    from luffy_math.workers import GradingPool
-
-    from .app import GRADE_NICE, Limits, LuffyApp
-    from .vllm_compat import build_app, create_engine, engine_died, init_app_state, terminate_if_errored
-
-    api_keys = args.api_key if isinstance(args.api_key, list) else ([args.api_key] if args.api_key else [])
-    args.api_key = None  # luffy's own check answers 401 in OpenAI's error shape; vLLM's would not
-    pool = GradingPool(workers=args.grading_workers, timeout=args.grading_timeout)
-    # /v1/grade gets workers of its own, niced: its floods neither delay the math fields nor slow the engine.
-    grade_pool = GradingPool(workers=args.grade_workers, timeout=args.grading_timeout, nice=GRADE_NICE)
-    limits = Limits(max_request_bytes=args.max_request_bytes, grade_deadline=args.grade_deadline,
-                    grade_max_items=args.grade_max_items, grade_max_chars=args.grade_max_chars,
-                    grade_capacity=args.grade_capacity, public_metrics=args.public_metrics)
-    app = LuffyApp(api_keys, pool, grade_pool, grade_timeout=3 * args.grading_timeout, limits=limits)
-    for warming in (pool, grade_pool):  # start the workers while the engine loads, not on the first request
-        warming.submit_grade("\\boxed{1}", "1")
-    if args.demo:
-        from app.demo import mount  # the demo builds and mounts itself (gradio); the server only calls it
-
-        # The demo's backend calls this same server over HTTP; the key never reaches the browser.
-        host = args.host if args.host not in (None, "", "0.0.0.0", "::") else "127.0.0.1"
-        app.attach_demo(mount, f"http://{host}:{args.port}", api_keys[0] if api_keys else None,
-                        args.served_model_name[0])
-
+    starting = StartingApp()
+    loud = quiet_log.THRESHOLD[early.log_level] <= logging.INFO
     # The same uvicorn settings vLLM's own server takes from these flags (TLS, keep-alive, h11 limits).
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.uvicorn_log_level,
-                            access_log=not args.disable_uvicorn_access_log, timeout_keep_alive=5,
-                            ssl_keyfile=args.ssl_keyfile, ssl_certfile=args.ssl_certfile,
-                            ssl_ca_certs=args.ssl_ca_certs, ssl_cert_reqs=args.ssl_cert_reqs,
-                            **({"ssl_ciphers": args.ssl_ciphers} if getattr(args, "ssl_ciphers", None) else {}))
+    config = uvicorn.Config(starting, host=early.host, port=early.port,
+                            log_level=early.uvicorn_log_level or ("info" if loud else "warning"),
+                            access_log=not early.disable_uvicorn_access_log, timeout_keep_alive=5,
+                            ssl_keyfile=early.ssl_keyfile, ssl_certfile=early.ssl_certfile,
+                            ssl_ca_certs=early.ssl_ca_certs, ssl_cert_reqs=early.ssl_cert_reqs,
+                            **({"ssl_ciphers": early.ssl_ciphers} if early.ssl_ciphers else {}))
     for name in ("h11_max_incomplete_event_size", "h11_max_header_count"):
-        if getattr(args, name, None):
-            setattr(config, name, getattr(args, name))
+        setattr(config, name, getattr(early, name))
     server = QuietServer(config)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     http = asyncio.create_task(server.serve(sockets=[sock]))
+    stopping = asyncio.create_task(stop.wait())
     engine = None
+    pools = []
     dead = False
+
+    async def until(task: asyncio.Task):
+        """``task``'s result, unless the server stops first (a signal, or the HTTP server failed): None."""
+        await asyncio.wait({task, stopping, http}, return_when=asyncio.FIRST_COMPLETED)
+        if http.done():
+            await http  # the port could not be served: raise its error
+        return None if stop.is_set() and not task.done() else await task
+
     try:
+        args = await until(asyncio.create_task(asyncio.to_thread(prepare, argv, early.model, starting)))
+        if args is None:
+            return 0
+        from luffy_math.workers import GradingPool
+
+        from .app import GRADE_NICE, Limits, LuffyApp
+        from .vllm_compat import build_app, create_engine, engine_died, init_app_state, terminate_if_errored
+
+        api_keys = args.api_key if isinstance(args.api_key, list) else ([args.api_key] if args.api_key else [])
+        args.api_key = None  # luffy's own check answers 401 in OpenAI's error shape; vLLM's would not
+        pool = GradingPool(workers=args.grading_workers, timeout=args.grading_timeout)
+        # /v1/grade gets workers of its own, niced: its floods neither delay the math fields nor slow the engine.
+        grade_pool = GradingPool(workers=args.grade_workers, timeout=args.grading_timeout, nice=GRADE_NICE)
+        pools = [pool, grade_pool]
+        limits = Limits(max_request_bytes=args.max_request_bytes, grade_deadline=args.grade_deadline,
+                        grade_max_items=args.grade_max_items, grade_max_chars=args.grade_max_chars,
+                        grade_capacity=args.grade_capacity, public_metrics=args.public_metrics)
+        app = LuffyApp(api_keys, pool, grade_pool, grade_timeout=3 * args.grading_timeout, limits=limits)
+        for warming in pools:  # start the workers while the engine loads, not on the first request
+            warming.submit_grade("\\boxed{1}", "1")
+        starting.set_stage(f"loading the weights of {args.typed_model} into vLLM's engine")
         loading = asyncio.create_task(asyncio.to_thread(create_engine, args))
-        stopping = asyncio.create_task(stop.wait())
+        if args.demo:
+            from app.demo import mount  # the demo builds and mounts itself (gradio); the server only calls it
+
+            # The demo's backend calls this same server over HTTP; the key never reaches the browser.
+            host = args.host if args.host not in (None, "", "0.0.0.0", "::") else "127.0.0.1"
+            await asyncio.to_thread(app.attach_demo, mount, f"http://{host}:{args.port}",
+                                    api_keys[0] if api_keys else None, args.served_model_name[0])
         await asyncio.wait({loading, stopping, http}, return_when=asyncio.FIRST_COMPLETED)
         if http.done():
-            await http  # the port could not be bound: raise its error
+            await http
         engine = await loading  # on a signal mid-load, still wait so the engine can be shut down
         if stop.is_set():
             return 0
+        starting.set_stage("starting the API")
         tasks = await engine.get_supported_tasks()
-        vllm_app = build_app(args, tasks, engine.model_config)
+        with quiet_log.root_level_kept():  # a package vLLM's app imports sets the root logger to ERROR
+            vllm_app = build_app(args, tasks, engine.model_config)
         await init_app_state(engine, vllm_app.state, args, tasks)
         vllm_app.state.server = server  # vLLM's engine-dead handler (non-streaming requests) stops it through this
         died = asyncio.create_task(engine_died(engine))
-        async with vllm_app.router.lifespan_context(vllm_app):
+        async with lifespan_of(app), vllm_app.router.lifespan_context(vllm_app):
             app.attach(vllm_app, split_text=args.split_reasoning_text)
-            logger.info("luffy-serve ready on http://%s:%s", args.host, args.port)
+            starting.ready(app)
+            if not (early.uvicorn_log_level or early.disable_uvicorn_access_log):
+                logging.getLogger("uvicorn.access").setLevel(logging.INFO)  # requests from now on
+            _log_kv_cache(engine, args)
+            logger.info("luffy-serve ready on %s://%s:%s (model %s) after %.1f s",
+                        "https" if early.ssl_certfile else "http", _shown_host(args.host), args.port,
+                        args.served_model_name[0], time.monotonic() - IMPORTED)
             await asyncio.wait({stopping, http, died}, return_when=asyncio.FIRST_COMPLETED)
             if engine.errored and not stop.is_set():
                 # The error events are out already: open responses get a short grace, not a drain. Whether
@@ -286,14 +287,53 @@ async def serve(args: argparse.Namespace, sock: socket.socket) -> int:
         await asyncio.gather(http, return_exceptions=True)
         if dead:  # nothing is left to finish: stop the workers, the grading host and the engine's orphans at once
             stop_descendants(grace=ORPHAN_GRACE_S)
-        if engine is not None:
-            engine.shutdown()
-        pool.close()
-        grade_pool.close()
+        if engine is not None:  # the core's own exit, not vLLM's 5 s then SIGKILL, frees its shared memory itself
+            engine.shutdown(timeout=ENGINE_STOP_S if not dead else None)
+        for pool in pools:
+            pool.close()
     return ENGINE_DEAD_EXIT if dead else 0
 
 
+def prepare(argv: list[str], checked_model: str, starting: StartingApp) -> argparse.Namespace:
+    """Import vLLM, parse with its parser, load the tokenizer and choose the reasoning split (in a thread,
+    while the port answers 503)."""
+    from .reasoning import choose_split, load_tokenizer
+
+    starting.set_stage("importing vLLM")
+    args = parse_args(argv)
+    from . import app  # noqa: F401  (the rest of the server, imported here rather than once ready)
+
+    if args.typed_model != checked_model:  # not the one main checked (a --config file's, say)
+        check_model(args.model, args.typed_model)
+    starting.set_stage(f"loading the tokenizer of {args.typed_model}")
+    try:
+        tokenizer = load_tokenizer(args)
+    except Exception as exc:  # missing or broken tokenizer files
+        raise ModelNotFound(f"cannot load the tokenizer of '{args.model}': {first_line(exc)}") from None
+    args.split_reasoning_text = choose_split(args, tokenizer)
+    logger.info("Reasoning split: %s", "by text in the math layer (the tokenizer has no single think tokens)"
+                if args.split_reasoning_text else f"vLLM's parser {args.reasoning_parser!r}"
+                if args.reasoning_parser else "none (--reasoning-parser '')")
+    return args
+
+
+def _log_kv_cache(engine, args: argparse.Namespace) -> None:
+    cache = getattr(getattr(engine, "vllm_config", None), "cache_config", None)
+    blocks = getattr(cache, "num_gpu_blocks", None)
+    if not blocks:
+        return
+    tokens = blocks * cache.block_size
+    logger.info("KV cache: %s tokens, room for %.0f requests of --max-model-len %s at once", f"{tokens:,}",
+                tokens / engine.model_config.max_model_len, engine.model_config.max_model_len)
+
+
+def _shown_host(host: str | None) -> str:
+    return "localhost" if host in (None, "", "0.0.0.0", "::") else host
+
+
 ENGINE_DEAD_EXIT = 1  # the engine died while serving (start-up refusals exit 2)
+ENGINE_STOP_S = 30.0  # on a stop: seconds for the engine core to exit by itself (vLLM's default 5 s is short on a
+# busy machine: it then kills the core, whose shared memory the resource tracker frees with a warning)
 ENGINE_DEAD_GRACE_S = 1.0  # after the engine died: seconds for open responses to finish sending their error
 ORPHAN_GRACE_S = 0.2  # then for the processes left (grading workers, the engine's orphaned worker) to end on SIGTERM
 
@@ -306,48 +346,68 @@ class QuietServer(uvicorn.Server):
         yield
 
 
+def print_vllm_help(word: str) -> None:
+    """vLLM's flags (with luffy's), all of them or those matching ``word`` (vLLM's own help search)."""
+    parser = build_parser()
+    parser._search_keyword = word
+    print(parser.format_help())
+
+
+def refuse(message: str) -> None:
+    print(f"luffy-serve: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        check_model(args.model, args.typed_model)
-        try:
-            tokenizer = load_tokenizer(args)
-        except Exception as exc:  # missing or broken tokenizer files
-            raise ModelNotFound(f"cannot load the tokenizer of '{args.model}': {first_line(exc)}") from None
-        args.split_reasoning_text = choose_split(args, tokenizer)
-        sock = bind_socket(args.host, args.port)
-    except (ModelNotFound, ReasoningSetupError) as exc:
-        print(f"luffy-serve: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        early = early_args.parse(argv)  # luffy's flags and the names of vLLM's, without importing vLLM
+    except Refused as exc:
+        refuse(str(exc))
+    quiet_log.setup(early.log_level)
+    if early.help_vllm:
+        print_vllm_help(early.help_vllm)
+        return
+    try:
+        if early.config_file:  # vLLM's --config may set the port or the model: read it with vLLM's parser
+            full = parse_args(argv)
+            for dest in early_args.EARLY_VLLM_DESTS:
+                setattr(early, dest, getattr(full, dest))
+            early.model = full.typed_model
+        hub_id, _, _ = resolve(early.model)
+        check_model(hub_id, early.model)
+    except (Refused, ModelNotFound) as exc:
+        refuse(str(exc))
+    except OSError as exc:  # a --config file that cannot be read
+        refuse(first_line(exc))
+    try:
+        sock = bind_socket(early.host, early.port)
     except OSError as exc:
-        print(f"luffy-serve: error: cannot listen on {args.host or '0.0.0.0'}:{args.port}: {exc.strerror or exc}",
-              file=sys.stderr)
-        sys.exit(2)
-    logger.info("reasoning split: %s", "by text (no single think tokens)" if args.split_reasoning_text
-                else f"vLLM parser {args.reasoning_parser!r}" if args.reasoning_parser else "none")
+        refuse(f"cannot listen on {early.host or '0.0.0.0'}:{early.port}: {exc.strerror or exc}")
     adopt_orphans()  # an engine core that dies leaves its worker process to this one, to be stopped on the way out
-    died = False
+    refusal = None
     try:
-        code = uvloop.run(serve(args, sock))  # the event loop vLLM's own server runs on
-        died = code == ENGINE_DEAD_EXIT
+        code = uvloop.run(serve(argv, early, sock))  # the event loop vLLM's own server runs on
     except KeyboardInterrupt:
         code = 0
+    except (Refused, ModelNotFound, ReasoningSetupError) as exc:
+        refusal, code = str(exc), 2
     except Exception as exc:  # engine start-up failures: one line, not a traceback wall
         logger.debug("start-up failed", exc_info=True)
-        print(f"luffy-serve: error: {type(exc).__name__}: {first_line(exc)}", file=sys.stderr)
-        code = 1
+        refusal, code = f"{type(exc).__name__}: {first_line(exc)}", 1
     finally:
         stopped = stop_descendants()
         logger.debug("stopped on the way out: %s", ", ".join(stopped) or "nothing")
-    if died:  # all it started is stopped: skip the interpreter's teardown (seconds with torch and vLLM loaded)
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+    if refusal is not None:
+        print(f"luffy-serve: error: {refusal}", file=sys.stderr)
+    # All it started is stopped and its streams flushed: leave without the interpreter's teardown, which takes
+    # seconds with torch and vLLM loaded and only reports the objects of Triton's bindings it cannot free
+    # ("nanobind: leaked ...").
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
     main()
-

@@ -9,22 +9,27 @@ this layer only adds fields that the official ``openai`` client tolerates:
 - per choice, ``answer``: the last ``\\boxed{}`` of the graded text (``\\fbox`` is not read), or null: the
   answer the "luffy" grade reads; the graded text is LUFFY's: what follows the first ``</think>``, or the
   whole output when the thought never closed (luffy_math.answer);
-- with ``n > 1``, top-level ``majority_answer`` (equivalence-aware vote) and ``majority_reason`` (null, or
-  why the majority is null: ``no_answer``, ``timed_out``); with ``"vote": {"mode": "adaptive"}`` the samples
-  run in waves and stop once the majority is settled (luffy_serve.adaptive_vote: vLLM's handler serves the
-  request, the engine calls underneath it are the vote's), ``vote`` says how many were used, and ``usage``
-  counts the aborted samples' tokens too;
+- with ``n > 1``, top-level ``majority_answer`` (equivalence-aware vote, :mod:`luffy_math.vote`'s rule),
+  ``majority_reason`` (null for a clear winner; ``tie`` when several answers share the most votes, the first
+  seen of them being the answer; ``no_answer`` or ``timed_out`` with a null answer) and ``majority_counts``
+  (votes per answer, most first; ``{}`` without answers, by exact text when the vote timed out);
+- with ``"vote": {"mode": "adaptive"}`` the samples run in waves and stop once the majority is settled
+  (luffy_serve.adaptive_vote: vLLM's handler serves the request, the engine calls underneath it are the
+  vote's), ``vote`` says how many were used, and ``usage`` counts the aborted samples' tokens too;
+- ``usage.completion_tokens_details.reasoning_tokens``: the thought's tokens over all choices
+  (:mod:`luffy_serve.thought_tokens`), in the usage of a response or a stream's usage chunk;
 - when the request carries ``gold`` (str or list), per choice ``grade`` (luffy_math's Grade as a dict),
   graded with ``grade_mode`` ("luffy" by default, "math_verify", or "luffy_exact" where the environment with
   LUFFY's pins exists); a grade that could not finish in time says ``timed_out: true``.
 
 Streams get the per-choice fields on the chunk that carries that choice's ``finish_reason``, and
-``majority_answer`` on one extra chunk (``choices: []``) just before ``data: [DONE]``.
+the ``majority_*`` fields on one extra chunk (``choices: []``) just before ``data: [DONE]``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -34,11 +39,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from luffy_math import MODES, answer_part, answer_part_parsed, available_modes, boxed_answer
 from luffy_math.grader import crashed_grade, timed_out_grade
 from luffy_math.thinking import StreamSplit, split_response
-from luffy_math.vote import exact_groups, vote_groups
+from luffy_math.vote import Majority, exact_groups, tally, vote_groups
 from luffy_math.workers import GradingPool
 
+from . import math_metrics
 from .adaptive_vote import ACTIVE, VoteRun, install, parses_reasoning, vote_problem, vote_spec
 from .errors import error_response
+from .thought_tokens import RECORDING, GeneratedTokens, ThoughtCounter, set_reasoning_tokens
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
@@ -97,6 +104,20 @@ class MathExtras:
         self.pool = pool
         self.vote_timeout = vote_timeout
         self.split_text = split_text
+        # vLLM's handlers' engine client is wrapped (adaptive votes, and the token ids thoughts are counted from)
+        self.engine_wrapped = install(app)
+        tokenizer = _tokenizer_of(app) if self.engine_wrapped else None
+        self.thoughts = ThoughtCounter(tokenizer) if tokenizer is not None else None
+        self.chat_has_thoughts = split_text or parses_reasoning(app)
+
+    def counts_thoughts(self, is_chat: bool) -> bool:
+        """Whether this route's usage gets the thought's tokens (chat: only where reasoning is split)."""
+        return self.thoughts is not None and (self.chat_has_thoughts or not is_chat)
+
+    def reasoning_tokens(self, is_chat: bool, ids: list[list[int]]) -> int:
+        """The thought's tokens over the choices' generated ``ids`` (completions: closed thoughts only)."""
+        assert self.thoughts is not None
+        return sum(self.thoughts.count(choice, closed_only=not is_chat) for choice in ids)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in (CHAT, COMPLETIONS):
@@ -120,9 +141,15 @@ class MathExtras:
         is_chat = scope["path"] == CHAT
         rewriter = _StreamRewriter if parsed.get("stream") else _JsonRewriter
         if request.vote is None:
-            await self.app(scope, receive, rewriter(self, request, is_chat, send).send)
+            # vLLM's handler runs in this context: its engine calls record the ids generated
+            recording = GeneratedTokens() if self.counts_thoughts(is_chat) else None
+            token = RECORDING.set(recording)
+            try:
+                await self.app(scope, receive, rewriter(self, request, is_chat, send, recording=recording).send)
+            finally:
+                RECORDING.reset(token)
             return
-        if not install(self.app):
+        if not self.engine_wrapped:
             await error_response(501, "adaptive votes need vLLM's OpenAI handlers", "NotImplementedError",
                                  "vote")(scope, receive, send)
             return
@@ -133,18 +160,20 @@ class MathExtras:
         finally:
             ACTIVE.reset(token)
 
-    async def vote(self, answers: list[str | None]) -> tuple[str | None, str | None]:
-        """(majority answer, why it is None): an equivalence-aware vote over the choices' answers."""
-        given = [a for a in answers if a is not None]
-        if not given:
-            return None, "no_answer"
-        if len(set(given)) == 1:  # all the same text: no worker needed
-            return given[0], None
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(self.pool.submit_vote(answers)),
-                                          self.vote_timeout), None
-        except Exception:  # a vote never breaks a response: it says why it has no answer
-            return None, "timed_out"
+    async def vote(self, answers: list[str | None], route: str) -> Majority:
+        """The equivalence-aware vote over the choices' answers; when it could not finish, no answer and the
+        counts by exact text (reason ``timed_out``)."""
+        groups, timed_out = await self.vote_groups(answers)
+        return self.voted(groups, timed_out, route)
+
+    @staticmethod
+    def voted(groups: list[tuple[str, int]], timed_out: str | None, route: str) -> Majority:
+        """The Majority of ``groups`` (:meth:`vote_groups`' result), counted in the metrics under ``route``."""
+        majority = tally(groups)
+        if timed_out:
+            majority = Majority(None, timed_out, majority.counts)
+        math_metrics.count_vote(route, majority)
+        return majority
 
     async def vote_groups(self, answers: list[str | None]) -> tuple[list[tuple[str, int]], str | None]:
         """(the answers' equivalence groups with their counts, None), or exact-text groups and "timed_out"
@@ -153,15 +182,16 @@ class MathExtras:
         if len(set(given)) <= 1:  # one text (or none): no worker needed
             return exact_groups(given), None
         try:
-            future = self.pool.submit(vote_groups, list(answers), items=len(given), on_timeout=_unfinished,
-                                      on_crash=_unfinished)
+            future = self.pool.submit(vote_groups, list(answers), items=len(given),
+                                      on_timeout=unfinished_grouping, on_crash=unfinished_grouping)
             groups = await asyncio.wait_for(asyncio.wrap_future(future), self.vote_timeout)
         except Exception:  # a vote never breaks a response
             groups = None
         return (groups, None) if groups is not None else (exact_groups(given), "timed_out")
 
-    async def grade(self, request: MathRequest, text: str) -> dict[str, Any]:
+    async def grade(self, request: MathRequest, text: str, route: str) -> dict[str, Any]:
         """The choice's grade against the request's gold, as a dict; ``timed_out`` when it did not finish."""
+        started = time.monotonic()
         try:
             graded = await asyncio.wait_for(
                 asyncio.wrap_future(self.pool.submit_grade(text, request.gold, request.mode)), self.vote_timeout)
@@ -169,12 +199,29 @@ class MathExtras:
             graded = timed_out_grade(text, request.mode)
         except Exception:  # the pool is closing or broken: the grade says it failed, the response goes on
             graded = crashed_grade(text, request.mode)
+        math_metrics.observe_grading(request.mode, route, time.monotonic() - started, 1, int(graded.timed_out))
         return asdict(graded)
 
 
-def _unfinished() -> None:
+def unfinished_grouping() -> None:
     """What a grouping that was killed (past its time, or with its worker) resolves to."""
     return None
+
+
+def _tokenizer_of(app: ASGIApp) -> Any:
+    """The tokenizer of vLLM's engine behind ``app`` (None when it has none to give)."""
+    engine = getattr(getattr(app, "state", None), "engine_client", None)
+    renderer = getattr(engine, "renderer", None)
+    try:
+        return renderer.get_tokenizer() if renderer is not None else None
+    except Exception:  # a model served without a tokenizer (skip_tokenizer_init): nothing to count with
+        return None
+
+
+def _majority_fields(target: dict[str, Any], majority: Majority) -> None:
+    target["majority_answer"] = majority.answer
+    target["majority_reason"] = majority.reason
+    target["majority_counts"] = majority.counts
 
 
 async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
@@ -227,9 +274,10 @@ class _JsonRewriter:
     """Hold a non-stream 200 response, add the fields, send it with the new length."""
 
     def __init__(self, extras: MathExtras, request: MathRequest, is_chat: bool, send: Send,
-                 vote: VoteRun | None = None):
+                 vote: VoteRun | None = None, recording: GeneratedTokens | None = None):
         self.extras, self.request, self.is_chat, self.downstream = extras, request, is_chat, send
-        self.vote_run = vote
+        self.vote_run, self.recording = vote, recording
+        self.route = CHAT if is_chat else COMPLETIONS
         self.start: Message | None = None
         self.chunks: list[bytes] = []
         self.passthrough = False
@@ -268,16 +316,28 @@ class _JsonRewriter:
             texts.append(text)
             answers.append(choice["answer"])
         if self.request.gold is not None:
-            grades = await asyncio.gather(*(self.extras.grade(self.request, t) for t in texts))
+            grades = await asyncio.gather(*(self.extras.grade(self.request, t, self.route) for t in texts))
             for choice, grade in zip(choices, grades, strict=True):
                 choice["grade"] = grade
-        if self.request.wants_vote:
-            payload["majority_answer"], payload["majority_reason"] = await self.extras.vote(answers)
-        if self.vote_run is not None:
+        if self.vote_run is not None:  # the vote's own grouping of the counted samples
+            _majority_fields(payload, self.extras.voted(*self.vote_run.counted_groups(), self.route))
             payload["vote"] = self.vote_run.vote_field()
-            if isinstance(payload.get("usage"), dict):
-                self.vote_run.usage(payload["usage"])
+        elif self.request.wants_vote:
+            _majority_fields(payload, await self.extras.vote(answers, self.route))
+        if isinstance(payload.get("usage"), dict):
+            _fix_usage(self.extras, self.is_chat, payload["usage"], self.vote_run, self.recording)
         return _encode(payload)
+
+
+def _fix_usage(extras: MathExtras, is_chat: bool, usage: dict[str, Any], run: VoteRun | None,
+               recording: GeneratedTokens | None) -> None:
+    """An adaptive vote's usage counts every sample's tokens; reasoning_tokens counts the thoughts' tokens."""
+    if run is not None:
+        run.usage(usage)
+        if extras.counts_thoughts(is_chat):
+            set_reasoning_tokens(usage, extras.reasoning_tokens(is_chat, run.generated_ids()))
+    elif recording is not None:
+        set_reasoning_tokens(usage, extras.reasoning_tokens(is_chat, list(recording.ids.values())))
 
 
 class _Delta(msgspec.Struct):
@@ -333,9 +393,10 @@ class _StreamRewriter:
     """
 
     def __init__(self, extras: MathExtras, request: MathRequest, is_chat: bool, send: Send,
-                 vote: VoteRun | None = None):
+                 vote: VoteRun | None = None, recording: GeneratedTokens | None = None):
         self.extras, self.request, self.is_chat, self.downstream = extras, request, is_chat, send
-        self.vote_run = vote
+        self.vote_run, self.recording = vote, recording
+        self.route = CHAT if is_chat else COMPLETIONS
         self.split_text = is_chat and extras.split_text
         self.passthrough = False
         self.pending = b""
@@ -388,10 +449,10 @@ class _StreamRewriter:
         except msgspec.DecodeError:
             return event
         if not peek.choices:
-            if self.vote_run is not None and b'"usage"' in data:  # the usage chunk: aborted samples count too
-                chunk = _decode(data)
+            if (self.vote_run is not None or self.recording is not None) and b'"usage"' in data:
+                chunk = _decode(data)  # the usage chunk: aborted samples count too, and the thoughts' tokens
                 if isinstance(chunk.get("usage"), dict):
-                    self.vote_run.usage(chunk["usage"])
+                    _fix_usage(self.extras, self.is_chat, chunk["usage"], self.vote_run, self.recording)
                     return b"data: " + _encode(chunk)
             return event
         self.meta = peek
@@ -409,7 +470,7 @@ class _StreamRewriter:
             if seen.finish_reason is not None:
                 text = self._finish(choice, seen.index)
                 if self.request.gold is not None and seen.finish_reason != "abort":
-                    choice["grade"] = await self.extras.grade(self.request, text)
+                    choice["grade"] = await self.extras.grade(self.request, text, self.route)
         return b"data: " + _encode(chunk)
 
     def _take(self, choice: _Choice) -> _Edit | None:
@@ -464,13 +525,12 @@ class _StreamRewriter:
 
     async def _vote_chunk(self) -> dict[str, Any]:
         assert self.meta is not None
-        indices = sorted(self.texts)
-        if self.vote_run is not None:  # the counted samples only
-            indices = list(range(self.vote_run.counted))
-        answers = [self.answers.get(i) for i in indices]
         chunk: dict[str, Any] = {k: getattr(self.meta, k) for k in ("id", "object", "created", "model")}
         chunk["choices"] = []
-        chunk["majority_answer"], chunk["majority_reason"] = await self.extras.vote(answers)
-        if self.vote_run is not None:
+        if self.vote_run is not None:  # the vote's own grouping of the counted samples
+            _majority_fields(chunk, self.extras.voted(*self.vote_run.counted_groups(), self.route))
             chunk["vote"] = self.vote_run.vote_field()
+        else:
+            answers = [self.answers.get(i) for i in sorted(self.texts)]
+            _majority_fields(chunk, await self.extras.vote(answers, self.route))
         return chunk

@@ -189,6 +189,7 @@ class GradingHost:
         self._outbox: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._sender: threading.Thread | None = None
         self._closed = False
+        self.restarts = 0  # hosts started after the one before died
 
     def hello(self) -> dict[str, Any]:
         """What the host said of itself on start: its interpreter and grading-library versions."""
@@ -223,6 +224,8 @@ class GradingHost:
                                 f"{code}); its error is on stderr")
                 raise GradingHostError(self._failed[1])
             self._failed = None
+            if self._connection is not None:  # the host before this one died
+                self.restarts += 1
             self._connection = _Connection(process, hello)
             return self._connection
 

@@ -8,6 +8,8 @@ fork from a warmed-up fork server, never from the parent, which may run threads 
 A batch may carry a deadline (a server's bound on one request): what is not graded by then comes back timed
 out and its work is dropped, queued tasks cancelled and running ones killed. A worker that dies while no task
 runs breaks pebble's whole pool (its error state); the next task then starts a fresh one (see ``_renew``).
+Every worker started in place of one that was killed or died is counted (:meth:`GradingPool.restarts`), for a
+server's metrics.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ KILL_GRACE_SECONDS = 2.0
 MAX_BATCH = 32
 # Address-space cap per worker: a runaway sympy expression gets a MemoryError instead of eating the machine.
 WORKER_MEMORY_BYTES = 4 << 30
+# Why a worker was replaced (GradingPool.restarts): killed past its bound, died under a task, killed because
+# nobody wanted its task any more (a deadline passed, the client left), its pebble pool broke (all of its
+# workers), the grading host on another interpreter died (one host, started again on the next request).
+RESTART_REASONS = ("timeout", "died", "dropped", "pool_broke", "host_died")
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
@@ -157,6 +163,19 @@ class GradingPool:
         self._closed = False
         self._unfinished: set[concurrent.futures.Future] = set()
         self._hosts: dict[str, GradingHost] = {}
+        self._restarts = dict.fromkeys(RESTART_REASONS, 0)
+        self._restarts_lock = threading.Lock()
+
+    def restarts(self) -> dict[str, int]:
+        """Workers replaced so far, by reason (:data:`RESTART_REASONS`)."""
+        with self._restarts_lock:
+            counts = dict(self._restarts)
+        counts["host_died"] += sum(host.restarts for host in list(self._hosts.values()))
+        return counts
+
+    def _count_restart(self, reason: str, workers: int = 1) -> None:
+        with self._restarts_lock:
+            self._restarts[reason] += workers
 
     def _new_pebble_pool(self) -> ProcessPool:
         return ProcessPool(max_workers=self.workers, initializer=_start_worker, initargs=(self.nice,),
@@ -172,6 +191,7 @@ class GradingPool:
             return
         stranded, self._scheduled = self._scheduled, set()
         self._pool = self._new_pebble_pool()
+        self._count_restart("pool_broke", self.workers)
         retiring = threading.Thread(target=_retire, args=(broken, stranded), name="luffy-grading-pool-retire",
                                     daemon=True)
         retiring.start()
@@ -251,11 +271,13 @@ class GradingPool:
             try:
                 outer.set_result(done.result())
             except (concurrent.futures.TimeoutError, TimeoutError) as exc:
+                self._count_restart("timeout")  # pebble killed the worker past its bound
                 if on_timeout is None:
                     outer.set_exception(exc)
                 else:
                     outer.set_result(on_timeout())
             except ProcessExpired as exc:
+                self._count_restart("died")
                 if on_crash is None:
                     outer.set_exception(exc)
                 else:
@@ -278,7 +300,9 @@ class GradingPool:
             # one is left to finish, bounded by its timeout (cancelling it kills and respawns a worker), unless
             # it had a deadline: then it is killed.
             if mine.cancelled() and (deadline is not None or not inner.running()):
-                inner.cancel()
+                running = inner.running()
+                if inner.cancel() and running:  # pebble stops the worker of a cancelled running task
+                    self._count_restart("dropped")
 
         inner.add_done_callback(relay)
         outer.add_done_callback(forward_cancel)

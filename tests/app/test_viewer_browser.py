@@ -63,3 +63,27 @@ def test_two_runs_side_by_side_and_the_report(viewer, page: Page, tmp_path: Path
     expect(page.locator("#report")).to_contain_text("LUFFY evaluation")
     expect(page.locator("#report-chart img")).to_be_visible()
     keep_screenshot(page, tmp_path, "viewer-report.png")
+
+
+LINES_PER_CELL = """() => Array.from(document.querySelectorAll('#report th, #report td')).map(cell => {
+    const range = document.createRange();
+    range.selectNodeContents(cell);
+    const tops = new Set(Array.from(range.getClientRects()).map(r => Math.round(r.top)));
+    return [cell.tagName, cell.innerText.trim(), tops.size];
+})"""
+
+
+def test_the_report_tables_keep_their_words_whole(viewer, page: Page, tmp_path: Path) -> None:
+    """At a laptop's width the report's ten-column tables used to break headers and numbers mid-word
+    ("Bench/mark", "100./0"): every header now takes one line, and no cell more lines than it has words."""
+    page.set_viewport_size({"width": 800, "height": 1000})
+    page.goto(viewer.url)
+    expect(page.locator("#count")).to_contain_text("1 of 1 problems", timeout=30_000)
+    page.get_by_role("tab", name="Report").click()
+    expect(page.locator("#report")).to_contain_text("Details (grader: luffy)")
+    cells = page.evaluate(LINES_PER_CELL)
+    headers = [(text, lines) for tag, text, lines in cells if tag == "TH"]
+    assert ("Benchmark", 1) in headers and ("grader timeouts", 1) in headers
+    assert [h for h in headers if h[1] != 1] == []
+    assert [c for c in cells if c[0] == "TD" and c[2] > len(c[1].split())] == []
+    keep_screenshot(page, tmp_path, "viewer-report-narrow.png")

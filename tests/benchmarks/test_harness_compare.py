@@ -1,32 +1,36 @@
 """`python -m benchmarks compare`: paired differences with bootstrap intervals, flips, the recomputed Avg.,
-published rows, and refusals. Synthetic run directories here (the store's own format); the end-to-end run on
-LUFFY's parquet with the real engine is in test_harness_vllm.py."""
+published rows (flagged when measured otherwise), and refusals; the report's order and its all-zero chart.
+Synthetic run directories here (the store's own format); the end-to-end run on LUFFY's parquet with the real
+engine is in test_harness_vllm.py."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pytest
 from cli_errors import refusal, run_cli
 
+from benchmarks import metrics
 from benchmarks.compare import compare
 from benchmarks.problems import HarnessError
 from benchmarks.published import reference_rows
-from benchmarks.store import config_hash
+from benchmarks.report import ALL_ZERO_NOTE, build, chart_figure
+from benchmarks.store import config_hash, read_records
 from benchmarks.tasks import MATH_BENCHMARKS
 
 
 def write_run(out: Path, labels: dict[str, list[list[bool]]], seed: int = 0, variant: str = "valid.all.parquet",
-              math_verify_same: bool = True) -> Path:
+              math_verify_same: bool = True, max_tokens: int = 8192) -> Path:
     """A run directory holding ``labels[benchmark][problem]`` = the samples' labels (luffy grader), one seed."""
     out.mkdir(parents=True, exist_ok=True)
     configs = json.loads((out / "configs.json").read_text()) if (out / "configs.json").exists() else {}
     lines = []
     for benchmark, problems in labels.items():
         config = {"benchmark": benchmark, "variant": f"{variant} [{benchmark}]", "data": f"data-of-{variant}",
-                  "model": "tiny", "backend": "vllm", "seed": 0, "temperature": 0.6, "top_p": 1.0, "max_tokens": 8192,
-                  "template": "own"}
+                  "model": "tiny", "backend": "vllm", "seed": seed, "temperature": 0.6, "top_p": 1.0,
+                  "max_tokens": max_tokens, "template": "own"}
         digest = config_hash(config)
         configs[digest] = config
         for problem, samples in enumerate(problems):
@@ -116,7 +120,7 @@ def test_published_rows_say_when_their_avg_is_not_the_mean(tmp_path: Path) -> No
     labels = {"math500": column([True, False])}
     a, b = write_run(tmp_path / "a", labels), write_run(tmp_path / "b", labels)
     text = compare([a, b], tmp_path / "out", list(rows.values()))
-    assert "| LUFFY-1.5B-Zero (card) | 15.2 | 12.7 | 46.8 | 79.4 | 26.5 | 42.4 | 42.1 | published Avg. 42.1" in text
+    assert "| LUFFY-1.5B-Zero (card) † | 15.2 | 12.7 | 46.8 | 79.4 | 26.5 | 42.4 | 42.1 | published Avg. 42.1" in text
     assert "huggingface.co/Elliott/LUFFY-Qwen-Math-1.5B-Zero" in text
     with pytest.raises(ValueError, match="known: card:luffy-qwen-math-1.5b-zero"):
         reference_rows("card:nobody")
@@ -178,8 +182,6 @@ def test_a_failed_writer_leaves_the_previous_files_whole(tmp_path: Path) -> None
 
 def test_report_reads_a_config_that_leaves_out_the_sampling(tmp_path: Path) -> None:
     """A store written by hand or an older harness: its config names only the dataset; the report says "?"."""
-    from benchmarks.report import build
-
     run = write_run(tmp_path / "run", {"math500": column([True, False])})
     configs = json.loads((run / "configs.json").read_text())
     (run / "configs.json").write_text(json.dumps({h: {k: c[k] for k in ("benchmark", "variant", "data")}
@@ -187,3 +189,107 @@ def test_report_reads_a_config_that_leaves_out_the_sampling(tmp_path: Path) -> N
     markdown = build(run)
     assert "model ? (?); template ?, temperature ?, top_p ?, max_tokens ?, seed ?" in markdown
     assert (run / "report.png").stat().st_size > 0
+
+
+def test_published_rows_measured_otherwise_are_flagged_in_the_table_and_the_chart(tmp_path: Path) -> None:
+    """A 3-problem, 64-token run beside the card's full-set, 8k-token, avg@32 rows: each row is marked, a footnote
+    says what differs, and the chart draws the rows in colours of their own, marked in its legend. A row
+    measured as the run was stays unmarked."""
+    from benchmarks.compare import chart_figure, flag_rows, load_run, setting_differences
+    from benchmarks.published import PublishedRow, Settings
+
+    labels = {b: column([True, False, True]) for b in ("aime24", "math500")}
+    a = write_run(tmp_path / "a", labels, max_tokens=64)
+    (a / "runs.jsonl").write_text(json.dumps({"argv": ["run", "--limit", "3", "--max-tokens", "64"]}) + "\n")
+    b = write_run(tmp_path / "b", labels, max_tokens=64)
+    card = reference_rows("card:luffy-qwen-math-1.5b-zero")
+    like_the_runs = Settings(0.6, 1.0, 64, dict.fromkeys(MATH_BENCHMARKS, 1), dict.fromkeys(MATH_BENCHMARKS, 3),
+                             "measured as the runs were")
+    same = PublishedRow("same settings", "a test", card[0].values, settings=like_the_runs)
+
+    run = load_run(a, "a")
+    assert setting_differences(run, card[0].settings) == [
+        "max_tokens 64 (published 8192)", "samples per problem, run/published: AIME 24 1/32",
+        "problems, run/published (--limit 3): AIME 24 3/30, MATH-500 3/500"]
+    assert setting_differences(run, like_the_runs) == []
+
+    text = compare([a, b], tmp_path / "out", [*card, same])
+    assert "| LUFFY-1.5B-Zero (card) † | 15.2 |" in text and "| same settings | 7.9 |" in text
+    assert ("† Measured otherwise than the runs. `a`: max_tokens 64 (published 8192); samples per problem, "
+            "run/published: AIME 24 1/32; problems, run/published (--limit 3): AIME 24 3/30, MATH-500 3/500. "
+            "`b`: max_tokens 64 (published 8192); samples per problem") in text
+    assert "Published: temperature 0.6, top_p 1.0, max_tokens 8192; n 32 on AIME 24, AIME 25, AMC" in text
+    references = json.loads((tmp_path / "out" / "compare.json").read_text())["references"]
+    assert references[0]["differs"]["a"][0] == "max_tokens 64 (published 8192)" and references[-1]["differs"] == {}
+
+    runs = [run, load_run(b, "b")]
+    assert set(flag_rows(runs, [*card, same])) == {row.label for row in card}
+    fig = chart_figure(runs, [*card, same])
+    try:
+        (ax,) = fig.axes
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend[:2] == ["a", "b"]  # the runs' bars, then one entry per published row
+        assert legend[2:] == [f"{row.label} †" for row in card] + ["same settings"]
+        points = ax.collections  # one scatter per published row
+        colours = [tuple(c.get_edgecolor()[0]) if c.get_facecolor().size == 0 else tuple(c.get_facecolor()[0])
+                   for c in points]
+        assert len(points) == len(card) + 1 and len(set(colours)) == len(points)  # each row its own colour
+        assert all(c.get_facecolor().size == 0 for c in points[:-1]) and points[-1].get_facecolor().size  # hollow
+        footnote = " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
+        assert footnote.startswith("† Measured otherwise than the runs.") and "max_tokens 64 (published 8192)" in footnote
+    finally:
+        plt.close(fig)
+
+
+# Out of the paper's order on purpose, with two benchmarks the registry does not know.
+LABELS = {"zeta": column([True]), "math500": column([True, False]), "gpqa": column([False]),
+          "aime24": column([True, True]), "alpha": column([False, True]), "amc": column([False])}
+PAPER_ORDER = ["AIME 24", "AMC", "MATH-500", "GPQA-diamond", "alpha", "zeta"]
+
+
+def reordered(run: Path) -> None:
+    """The same run stored in the reverse order: samples, configs.json keys."""
+    store = run / "generations.seed0.jsonl"
+    store.write_text("\n".join(reversed(store.read_text().splitlines())) + "\n")
+    configs = json.loads((run / "configs.json").read_text())
+    (run / "configs.json").write_text(json.dumps(dict(reversed(configs.items()))))
+
+
+def test_the_report_is_in_the_papers_order_whatever_the_stored_order(tmp_path: Path) -> None:
+    first = build(write_run(tmp_path / "one", LABELS))
+    second_run = write_run(tmp_path / "two", dict(reversed(LABELS.items())))
+    reordered(second_run)
+    second = build(second_run)
+    assert first.replace("/one", "/two") == second
+    assert (tmp_path / "one" / "report.json").read_text() == (second_run / "report.json").read_text()
+    setup = second.split("## Setup")[1].splitlines()
+    titles = [line[2:].split(":")[0] for line in setup if line.startswith("- ") and "; model " in line]
+    assert titles == PAPER_ORDER
+    details = second.split("## Details (grader: luffy)")[1].split("##")[0].splitlines()
+    assert [row.split(" | ")[0][2:] for row in details[3:] if row.startswith("| ")] == PAPER_ORDER
+    fig = chart_figure(metrics.compute(read_records(second_run)), "caption")
+    try:
+        assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == PAPER_ORDER
+    finally:
+        plt.close(fig)
+
+
+def test_a_report_chart_where_every_score_is_0_keeps_its_axes_and_says_so(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "zero", {"math500": column([False, False]), "aime24": column([False])})
+    build(run)
+    assert (run / "report.png").stat().st_size > 0
+    records = read_records(run)
+    fig = chart_figure(metrics.compute(records), "caption")
+    try:
+        (ax,) = fig.axes
+        assert ax.axison and ax.get_ylim() == (0, 100)
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["AIME 24", "MATH-500"]
+        assert ALL_ZERO_NOTE in [t.get_text() for t in ax.texts]
+    finally:
+        plt.close(fig)
+    records[0]["grades"]["math_verify"]["correct"] = True  # one score above 0: no note
+    fig = chart_figure(metrics.compute(records), "caption")
+    try:
+        assert ALL_ZERO_NOTE not in [t.get_text() for t in fig.axes[0].texts]
+    finally:
+        plt.close(fig)

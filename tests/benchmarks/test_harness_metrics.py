@@ -112,3 +112,18 @@ def test_report_on_a_missing_directory_is_one_line(tmp_path: Path, capsys) -> No
     assert main(["report", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: {tmp_path / 'nope'}: no such file or directory"
+
+
+def test_maj_at_k_counts_its_ties(tmp_path: Path, capsys) -> None:
+    """maj@k keeps its rule (a tie goes to the tied answer seen first) and says how many problems tied: at k=2
+    problem a is a 42-24 split (the first seen, 42, is right), problem b 24-24; at k=4 a is 42, 24, 24, 42."""
+    records = [sample("amc", "a", 0, "42"), sample("amc", "a", 1, "24"), sample("amc", "a", 2, "24"),
+               sample("amc", "a", 3, "42"),
+               sample("amc", "b", 0, "24"), sample("amc", "b", 1, "24"), sample("amc", "b", 2, "42"),
+               sample("amc", "b", 3, "7")]
+    luffy = score_file(write(tmp_path / "gen.jsonl", records), capsys)["benchmarks"]["amc"]["luffy"]
+    assert luffy["maj_ties"] == {"1": 0, "2": 1, "4": 1}
+    assert luffy["maj"]["2"]["mean"] == 0.5 and luffy["maj"]["4"]["mean"] == 0.5  # a right by the tie rule
+    report = (tmp_path / "report.md").read_text()
+    assert "| maj@k ties |" in report and "| AMC | 2 | 4 | " in report
+    assert report.split("| AMC | 2 | 4 | ")[1].split(" | ")[3] == "1"  # avg@k, pass@k, maj@k, then the ties

@@ -111,7 +111,8 @@ def test_compare_two_runs_of_luffys_parquet_against_the_card(tmp_path: Path, luf
                                   "card:luffy-qwen-math-1.5b-zero", "--out", str(tmp_path / "cmp")], tmp_path)
     assert done.returncode == 0, done.stderr
     assert "| MATH-500 | 2 |" in done.stdout and "| Avg. (six math) |" in done.stdout
-    assert "| LUFFY-1.5B-Zero (card) | 15.2 | 12.7 | 46.8 | 79.4 | 26.5 | 42.4 | 42.1 |" in done.stdout
+    assert "| LUFFY-1.5B-Zero (card) † | 15.2 | 12.7 | 46.8 | 79.4 | 26.5 | 42.4 | 42.1 |" in done.stdout
+    assert "problems, run/published: AIME 24 2/30, AIME 25 2/30, AMC 2/83" in done.stdout  # a --limit 2 subset
     result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert set(result["differences"][0]["benchmarks"]) == {"aime24", "aime25", "amc", "math500", "minerva", "olympiad"}
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0

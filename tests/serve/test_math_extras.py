@@ -1,7 +1,8 @@
 """The server's math layer (luffy_serve.math_extras) on a stub ASGI app standing in for vLLM's: no engine.
 
 One extraction: the ``answer`` field is what the "luffy" grade reads, so a response boxed only with ``\\fbox``
-has no answer and an unformatted grade, and ``\\boxed`` gives both.
+has no answer and an unformatted grade, and ``\\boxed`` gives both. Votes say ties (``majority_reason: "tie"``
+and ``majority_counts``), in a response and in a stream's vote chunk, each counted by outcome in the metrics.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import json
 
 import pytest
+from prometheus_client import REGISTRY
 
 from luffy_math.workers import GradingPool
 from luffy_serve.math_extras import CHAT, COMPLETIONS, MathExtras
@@ -110,3 +112,40 @@ def test_vllm_parser_output_of_an_unclosed_thought_is_graded_whole(pool: Grading
     choice = out["choices"][0]
     assert choice["answer"] == "42" and choice["grade"]["correct"]
     assert choice["message"]["reasoning_content"] == r"still thinking \boxed{42}"
+
+
+def votes(route: str, outcome: str) -> float:
+    return REGISTRY.get_sample_value("luffy_votes_total", {"route": route, "outcome": outcome}) or 0.0
+
+
+def chat_body(*answers: str | None) -> dict:
+    return {"object": "chat.completion", "choices": [
+        {"index": i, "finish_reason": "stop", "message": {"role": "assistant", "reasoning": "hmm",
+                                                          "content": f"So \\boxed{{{a}}}." if a else "No idea."}}
+        for i, a in enumerate(answers)]}
+
+
+@pytest.mark.parametrize(("answers", "fields", "outcome"), [
+    (("24", "42"), {"majority_answer": "24", "majority_reason": "tie", "majority_counts": {"24": 1, "42": 1}}, "tie"),
+    (("1/2", "3", "0.5"), {"majority_answer": "1/2", "majority_reason": None, "majority_counts": {"1/2": 2, "3": 1}},
+     "majority"),
+    ((None, None), {"majority_answer": None, "majority_reason": "no_answer", "majority_counts": {}}, "no_answer"),
+])
+def test_chat_vote_fields(pool: GradingPool, answers, fields, outcome) -> None:
+    before = votes(CHAT, outcome)
+    out = json.loads(call(MathExtras(stub_app(chat_body(*answers)), pool), CHAT, {"messages": [], "n": len(answers)}))
+    assert {k: out[k] for k in fields} == fields
+    assert votes(CHAT, outcome) == before + 1
+
+
+def test_stream_vote_chunk_says_the_tie(pool: GradingPool) -> None:
+    chunks = [{"id": "c", "object": "text_completion", "created": 0, "model": "m",
+               "choices": [{"index": i, "text": f"</think> \\boxed{{{a}}}", "finish_reason": "stop"}]}
+              for i, a in enumerate(["7", "8", "8", "7"])]
+    before = votes(COMPLETIONS, "tie")
+    streamed = events(call(MathExtras(stub_app({}, chunks), pool), COMPLETIONS, {"prompt": "q", "n": 4,
+                                                                                 "stream": True}))
+    last = streamed[-1]
+    assert last["choices"] == [] and last["majority_answer"] == "7"
+    assert last["majority_reason"] == "tie" and last["majority_counts"] == {"7": 2, "8": 2}
+    assert votes(COMPLETIONS, "tie") == before + 1
