@@ -109,7 +109,7 @@ def test_scored_samples_carry_luffy_exact_and_the_report_names_each_grader(tmp_p
     assert "| math_verify | – | – | – | 80.0 | – | – | – |" in markdown
     assert re.findall(r"^## Details \(grader: (\w+)\)$", markdown, re.M) == list(GRADERS)
     exact = markdown.split("## Details (grader: luffy_exact)")[1].split("##")[0]
-    assert "| MATH-500 | 5 | 1 | 60.0 | @1 60.0 | 60.0 | 80.0 |" in exact
+    assert "| MATH-500 | 5 | 1 | 60.0 | @1 60.0 | 60.0 | 0 | 80.0 |" in exact  # maj@k, its ties, formatted
     pins = ", ".join(f"{package} {pinned}" for package, pinned in luffy_pins().items())
     assert grader_line(markdown, "luffy_exact") == f"- `luffy_exact`: LUFFY's grader under LUFFY's pinned libraries; {pins}"
     assert "math-verify 0.6.0" in pins
