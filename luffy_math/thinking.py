@@ -20,8 +20,11 @@ for the whole text, however the text was cut: a tag cut across chunks is held ba
 
 from __future__ import annotations
 
-START = "<think>"
-END = "</think>"
+THINK_START = "<think>"
+THINK_END = "</think>"
+# What a LUFFY chat template appends to open the assistant's thought (the output starts inside it).
+THINK_OPEN = THINK_START + "\n"
+START, END = THINK_START, THINK_END  # old names: removed once every caller uses the new ones (#29)
 
 
 def split_response(text: str) -> tuple[str, str | None]:
@@ -33,6 +36,12 @@ def split_response(text: str) -> tuple[str, str | None]:
     if not sep:
         return text, None
     return reasoning, content or None
+
+
+def join_response(reasoning: str | None, content: str | None) -> str:
+    """The text a model wrote, from its :func:`split_response` parts: ``</think>`` only if the thought closed."""
+    reasoning = reasoning or ""
+    return reasoning if content is None else f"{reasoning}{THINK_END}{content}"
 
 
 def _held_back(text: str, tag: str) -> int:
