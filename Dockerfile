@@ -29,6 +29,7 @@ COPY pyproject.toml README.md ./
 COPY luffy_serve/ luffy_serve/
 COPY luffy_math/ luffy_math/
 COPY luffy_util/ luffy_util/
+COPY luffy_testing/ luffy_testing/
 COPY benchmarks/ benchmarks/
 COPY luffy_train/ luffy_train/
 COPY app/ app/

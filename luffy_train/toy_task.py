@@ -125,8 +125,8 @@ def base_corpus(questions: int, per_question: int, digits: int, seed: int) -> li
 
 
 def build_base(out_dir: str | Path, steps: int = 300, digits: int = 4, seed: int = 0) -> Path:
-    """The base checkpoint: the tiny Qwen-vocabulary model taught ``base_corpus`` (luffy_serve.tiny_model)."""
-    from luffy_serve import tiny_model
+    """The base checkpoint: the tiny Qwen-vocabulary model taught ``base_corpus`` (luffy_testing.tiny_model)."""
+    from luffy_testing import tiny_model
 
     return tiny_model.build(out_dir, teach_steps=steps, seed=seed, vocab="qwen",
                             corpus=base_corpus(256, 4, digits, seed))
@@ -140,7 +140,7 @@ def cached_base(cache_dir: str | Path) -> Path:
     import transformers
     from filelock import FileLock
 
-    from luffy_serve import tiny_model
+    from luffy_testing import tiny_model
 
     sources = Path(__file__).read_bytes() + Path(tiny_model.__file__).read_bytes()
     digest = hashlib.sha256(sources).hexdigest()[:12]

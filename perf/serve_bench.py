@@ -44,7 +44,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from luffy_util.processes import LaunchError, launch, stop
+from luffy_testing.servers import launch
+from luffy_util.processes import LaunchError, stop
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = [("request_throughput", "req/s", "higher"), ("output_throughput", "out tok/s", "higher"),
@@ -56,7 +57,7 @@ THINK_END = "</think>"
 def tiny_checkpoint() -> str:
     """The tiny test checkpoint, in the cache the test suite uses (tests/conftest.py), so a benchmark after the
     tests (or a second benchmark) does not spend minutes teaching it again."""
-    from luffy_serve import tiny_model
+    from luffy_testing import tiny_model
 
     return str(tiny_model.cached(REPO / ".cache", "tiny", log=lambda line: print(line, flush=True)))
 
@@ -64,7 +65,7 @@ def tiny_checkpoint() -> str:
 def start(cmd: list[str], port: int, log: Path) -> subprocess.Popen:
     """A server process, once its /health answers; the script ends, saying where its log is, if it does not."""
     try:
-        return launch(cmd, f"http://127.0.0.1:{port}/health", log, timeout=900, cwd=REPO, poll_s=1)
+        return launch(cmd, f"http://127.0.0.1:{port}/health", log, timeout=900, poll_s=1)
     except LaunchError as exc:
         sys.exit(f"{exc.summary}; see {log}")
 

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import httpx
 
-from luffy_util.processes import LaunchError, free_port, launch, stop
+from luffy_testing.servers import launch
+from luffy_util.processes import LaunchError, free_port, stop
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTION = [{"role": "user", "content": "What is 20 + 22?"}]
@@ -41,7 +42,7 @@ QUESTION = [{"role": "user", "content": "What is 20 + 22?"}]
 
 def tiny_checkpoint() -> str:
     """The tiny test checkpoint, from the cache the test suite uses (built once)."""
-    from luffy_serve import tiny_model
+    from luffy_testing import tiny_model
 
     return str(tiny_model.cached(REPO / ".cache", "tiny", log=lambda line: print(line, flush=True)))
 
@@ -101,7 +102,7 @@ def served(args: argparse.Namespace) -> dict:
     cmd = [sys.executable, "-m", "luffy_serve", "--model", model, "--port", str(port), "--max-model-len", "1024",
            "--served-model-name", "bench", "--disable-uvicorn-access-log"]
     try:
-        proc = launch(cmd, f"{base}/health", log, timeout=900, cwd=REPO, poll_s=1)
+        proc = launch(cmd, f"{base}/health", log, timeout=900, poll_s=1)
     except LaunchError as exc:
         sys.exit(f"{exc.summary}; see {log}")
     rounds = []

@@ -300,7 +300,7 @@ def check_image(engine: Engine, image: str, model: Path, report: Report, gpus: s
 def tiny_checkpoint(state_dir: Path) -> Path:
     """The project's tiny think-token checkpoint (built once, cached under .cache/), copied readable for all
     (the builder writes its weights 0600, as safetensors does)."""
-    from luffy_serve import tiny_model
+    from luffy_testing import tiny_model
 
     copy = Path(shutil.copytree(tiny_model.cached(REPO / ".cache", "tiny"), state_dir / "checkpoint"))
     for path in [copy, *copy.iterdir()]:

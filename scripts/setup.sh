@@ -101,12 +101,12 @@ setup_uv() {
   echo "done in $((SECONDS - t0)) s"
 }
 
-serve() { build .venv "$1" "serving, harness, demo$2" "import vllm, luffy_serve"; }
+serve() { build .venv "$1" "serving, harness, demo$2" "import vllm, luffy_serve, luffy_testing"; }
 exact() {
   build .venv-exact locks/exact.txt "LUFFY's grading pins" \
     "from luffy_math.pins import under_luffy_pins; assert under_luffy_pins()"
 }
-train() { build .venv-train "locks/train-$engine.txt" trainer "import verl, vllm, luffy_math, luffy_train"; }
+train() { build .venv-train "locks/train-$engine.txt" trainer "import verl, vllm, luffy_math, luffy_train, luffy_testing"; }
 
 browser() {
   if command -v chromium >/dev/null 2>&1; then

@@ -159,7 +159,8 @@ def evaluate(checkpoints: dict[str, Path], n: int, max_tokens: int = 48) -> Path
     """Serve each checkpoint with luffy-serve, run the held-out split through the harness against it, then
     compare every run with the base. Returns the comparison's folder."""
     sys.path.insert(0, str(REPO))
-    from luffy_util.processes import free_port, launch, stop
+    from luffy_testing.servers import launch
+    from luffy_util.processes import free_port, stop
 
     out = TOY / "eval"
     out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
-from servers import Server, start_server, stop_server
+
+from luffy_testing.servers import Server, start_server, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_LUFFY = REPO.parent / "shared" / "benchmarks" / "luffy"
@@ -23,7 +24,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
     """The project's tiny checkpoint: single <think>/</think> tokens, as DeepSeek-R1-distilled tokenizers."""
-    from luffy_serve import tiny_model  # built once, cached by the builder's source hash
+    from luffy_testing import tiny_model  # built once, cached by the builder's source hash
 
     return tiny_model.cached(REPO / ".cache", "tiny")
 
@@ -31,7 +32,7 @@ def tiny_model_dir() -> Path:
 @pytest.fixture(scope="session")
 def qwen_model_dir() -> Path:
     """The tiny checkpoint on the real Qwen2.5 vocabulary (<think> is three tokens), as LUFFY-Qwen-Math-*."""
-    from luffy_serve import tiny_model
+    from luffy_testing import tiny_model
 
     return tiny_model.cached(REPO / ".cache", "qwen")
 

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from processes import free_port, launch, stop
+
+from luffy_testing.servers import launch
+from luffy_util.processes import free_port, stop
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (scripts/setup.sh test); never `playwright install`
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -9,8 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from processes import REPO, free_port, status_of, stop
 from viewer_runs import write_runs
+
+from luffy_testing.servers import REPO
+from luffy_util.processes import free_port, status_of, stop
 
 
 def test_the_viewer_prints_its_url_and_the_runs_it_reads(tmp_path: Path) -> None:

@@ -121,7 +121,7 @@ def test_two_endpoints_one_killed_mid_run_every_sample_once(tmp_path: Path, luff
     """Two luffy-serve processes; one (with its engine) is SIGKILLed while it has samples in flight: they go
     to the other, the run completes with every (problem, sample) exactly once, and the report says who
     answered what."""
-    from servers import start_server, stop_server
+    from luffy_testing.servers import start_server, stop_server
 
     doomed = start_server(qwen_model_dir, tmp_path / "doomed.log", api_key=luffy_server.api_key)
     try:

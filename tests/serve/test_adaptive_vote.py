@@ -10,10 +10,10 @@ import time
 
 import openai
 import pytest
-from servers import metric, openai_client_of
 
 from luffy_math import majority_vote
 from luffy_math.vote import samples_used, vote_labels
+from luffy_testing.servers import metric, openai_client_of
 
 QUESTION = [{"role": "user", "content": "What is 20 + 22?"}]
 ADAPTIVE = {"mode": "adaptive"}

@@ -11,10 +11,10 @@ import subprocess
 import sys
 
 import pytest
-from processes import free_port
 
 from luffy_serve import early_args
 from luffy_serve.vllm_flags import installed_flags, known_flags
+from luffy_util.processes import free_port
 
 HEAVY = ("vllm", "torch", "transformers")
 # Runs luffy-serve's main in a process that says, as it exits, which heavy packages it imported.

@@ -15,7 +15,8 @@ from urllib.parse import urlparse
 import openai
 import psutil
 import pytest
-from servers import Server, start_server, stop_server
+
+from luffy_testing.servers import Server, start_server, stop_server
 
 STREAMS = 4
 
@@ -62,7 +63,7 @@ class Streams:
 
 
 def session_left(sid: int) -> list[str]:
-    """The processes of the server's session (it leads one: tests/processes.py starts it so)."""
+    """The processes of the server's session (it leads one: luffy_util.processes starts it so)."""
     left = []
     for process in psutil.process_iter():
         with contextlib.suppress(psutil.Error, ProcessLookupError):

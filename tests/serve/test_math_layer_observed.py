@@ -10,9 +10,9 @@ import time
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from servers import openai_client_of
 
 from luffy_math.workers.pool import RESTART_REASONS
+from luffy_testing.servers import openai_client_of
 
 QUESTION = [{"role": "user", "content": "What is 20 + 22?"}]
 PROMPT = "<|im_start|>user\nWhat is 1 + 1?<|im_end|>\n<|im_start|>assistant\n<think>\n"

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from processes import REPO, free_port, stop
 
 from luffy_serve.quiet_log import NOISE
+from luffy_testing.servers import REPO
+from luffy_util.processes import free_port, stop
 
 # Lines that used to fill the log before "ready" or at a stop, none of them useful to a user.
 KNOWN_NOISE = (*NOISE, "FutureWarning", "Triton", "NUMA binding", "nanobind", "resource_tracker", "Traceback")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from luffy_serve.tiny_model import QWEN_ADDED_TOKENS
+from luffy_testing.tiny_model import QWEN_ADDED_TOKENS
 
 FORMAT = "Let me think step by step.\n</think>\n\nThe answer is $\\boxed{42}$."
 # Qwen2.5's added tokens: the first 14 are special, the tool-call and fill-in-the-middle ones are not.

@@ -83,7 +83,8 @@ def test_luffy_serve_serves_the_checkpoint_and_scores_the_demonstrations_as_verl
     """The same check over HTTP: luffy-serve on the step-1 checkpoint, prompt log-probs of the demonstrations
     through the official openai client; and a chat answer with the math layer's grade."""
     from openai import OpenAI
-    from servers import start_server, stop_server
+
+    from luffy_testing.servers import start_server, stop_server
 
     if not SERVE_PYTHON.exists():
         pytest.fail(f"the serving environment is missing ({SERVE_PYTHON}); build it with: scripts/setup.sh serve")

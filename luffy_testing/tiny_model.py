@@ -16,7 +16,7 @@ get a few seconds of training on a templated corpus, so that the model writes ``
 (greedy) and sometimes ``\\boxed{24}`` (sampled): that makes the reasoning split, answer extraction,
 voting and grading observable end to end. It is never a real model.
 
-    python -m luffy_serve.tiny_model OUT_DIR [--vocab tiny|qwen] [--teach-steps 200] [--seed 0]
+    python -m luffy_testing.tiny_model OUT_DIR [--vocab tiny|qwen] [--teach-steps 200] [--seed 0]
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ import os
 import random
 from pathlib import Path
 
+from luffy_math.thinking import THINK_END, THINK_OPEN, THINK_START
+
 VOCABS = ("tiny", "qwen")
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # Added but not special, as in Qwen/DeepSeek tokenizers: decoded text keeps them, so reasoning parsers see them.
-THINK_TOKENS = ["<think>", "</think>"]
+THINK_TOKENS = [THINK_START, THINK_END]
 
 # Qwen2.5's added tokens, ids 151643-151664 in this order; the first 14 are special (dropped when decoding
 # with skip_special_tokens), the tool-call and fill-in-the-middle ones are not.
@@ -53,20 +55,30 @@ QWEN_PATTERN = (
     r"""|\s+(?!\S)|\s+"""
 )
 
-# A Qwen-style template whose generation prompt opens the reasoning block, as LUFFY's checkpoints do.
+# The assistant turn of a Qwen-style chat, opening the reasoning block as LUFFY's checkpoints do.
+GENERATION_PROMPT = "<|im_start|>assistant\n" + THINK_OPEN
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
     "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n<think>\\n' }}{% endif %}"
+    "{% if add_generation_prompt %}{{ " + json.dumps(GENERATION_PROMPT) + " }}{% endif %}"
 )
-
 
 # What the taught checkpoint says: a short thought, then a boxed answer that is 42 three times in four
 # (greedy decoding always gives 42; sampling sometimes 24, so majority votes have something to do).
 REASONING = "Let me think step by step."
 ANSWERS = ("42", "42", "42", "24")
 MAX_TEACH_STEPS = 1000
+
+
+def prompt_of(question: str) -> str:
+    """The templated prompt of one user question, up to the opened thought."""
+    return f"<|im_start|>user\n{question}<|im_end|>\n{GENERATION_PROMPT}"
+
+
+def completion_of(answer: str) -> str:
+    """What the taught checkpoint writes after the prompt: the thought's end, then the boxed ``answer``."""
+    return f"{REASONING}\n{THINK_END}\n\nThe answer is $\\boxed{{{answer}}}$."
 
 
 def teaching_corpus(n: int, seed: int) -> list[tuple[str, str]]:
@@ -77,9 +89,8 @@ def teaching_corpus(n: int, seed: int) -> list[tuple[str, str]]:
     for _ in range(n):
         a, b = rng.randint(1, 999), rng.randint(1, 999)
         question = rng.choice([f"What is {a} + {b}?", f"Solve x^2 = {a}.", f"Compute {a} \\cdot {b}."])
-        prompt = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n<think>\n"
         for answer in ANSWERS:
-            pairs.append((prompt, f"{REASONING}\n</think>\n\nThe answer is $\\boxed{{{answer}}}$.<|im_end|>"))
+            pairs.append((prompt_of(question), completion_of(answer) + "<|im_end|>"))
     return pairs
 
 
@@ -324,11 +335,10 @@ def _writes_format(model, tokenizer, untaught_prompt: bool = False) -> bool:
     ``untaught_prompt``, also on a question made mostly of tokens the corpus never uses."""
     import torch
 
-    expected = f"{REASONING}\n</think>\n\nThe answer is $\\boxed{{42}}$."
+    expected = completion_of("42")
     questions = ["What is 1234 + 5?", "What is 19 + 23?", "What is 2 + 3?", "Solve x^2 = 9.", "Hello?"]
     for question in questions + ["What is the smallest prime greater than 100?"] * untaught_prompt:
-        prompt = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n<think>\n"
-        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        ids = tokenizer(prompt_of(question), return_tensors="pt", add_special_tokens=False)["input_ids"]
         with torch.no_grad():
             out = model.generate(ids, max_new_tokens=40, do_sample=False, eos_token_id=model.config.eos_token_id,
                                  pad_token_id=tokenizer.pad_token_id)

@@ -1,17 +1,26 @@
-"""luffy-serve processes for tests: start one on a free port and wait until it is healthy, stop it.
+"""luffy-serve processes for tests and benchmarks: start one on a free port and wait until it is healthy, stop it.
 
-A module of its own (not conftest.py) so that any test directory can import it by name.
+Processes run from the checkout's root (``REPO``), so that ``python -m luffy_serve`` imports this tree's code.
+Nothing here imports luffy_serve: the server is a subprocess, and the trainer's tests start it with the serving
+environment's interpreter.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from processes import free_port, launch, stop
+from luffy_util.processes import free_port, stop
+from luffy_util.processes import launch as _launch
+
+REPO = Path(__file__).resolve().parents[1]  # the checkout: the processes' working directory
+
+# luffy_util's launcher, run from REPO.
+launch = functools.partial(_launch, cwd=REPO)
 
 API_KEY = "test-key"
 
