@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import httpx
 import openai
 
-from luffy_math import answer_part, answer_part_parsed, boxed_answer, grade, split_reasoning
+from luffy_math import boxed_answer, grade
+from luffy_math.thinking import THINK_END, answer_part, answer_part_parsed, split_response
 from luffy_math.vote import Majority, majority
 
 
@@ -32,11 +33,16 @@ class Sample:
     finish_reason: str | None = None
 
     def parts(self) -> tuple[str, str]:
-        """(thinking, answer text). Falls back to splitting at </think> when the server does not."""
+        """(thinking, answer text). Split here at ``</think>`` when the server did not split.
+
+        Without a ``</think>`` all of the text is the answer, as LUFFY grades it (:func:`answer_part`): an
+        endpoint without a reasoning split may serve a model that does not think."""
         if self.reasoning:
             return self.reasoning, self.content
-        thinking, rest = split_reasoning(self.content)
-        return (thinking or "", rest) if thinking is not None else ("", self.content)
+        if THINK_END not in self.content:
+            return "", self.content
+        thinking, answer = split_response(self.content)
+        return thinking, answer or ""
 
     @property
     def answer(self) -> str | None:

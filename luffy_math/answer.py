@@ -1,13 +1,12 @@
-"""Where the answer sits in a response: the graded text (after the first ``</think>``) and its last ``\\boxed{}``.
+"""The answer in a graded text: its last ``\\boxed{}``.
 
 One rule for every caller (the server's ``answer`` field and grades, the harness, the trainer's reward, the
-demo): :func:`answer_part` is the text LUFFY grades, :func:`boxed_answer` the answer in it, and the "luffy"
-grade reads the same box (``\\fbox`` is not read: LUFFY's grader does not read it).
+demo): :func:`boxed_answer` is the answer in the text LUFFY grades (:func:`luffy_math.thinking.answer_part`),
+and the "luffy" grade reads the same box (``\\fbox`` is not read: LUFFY's grader does not read it).
 """
 
 from __future__ import annotations
 
-THINK_END = "</think>"
 _BOXED = "\\boxed"
 _FBOX = "\\fbox"
 
@@ -51,35 +50,3 @@ def boxed_answer(text: str) -> str | None:
 def as_boxed(answer: str) -> str:
     """A bare answer as a response the graders read: ``\\boxed{answer}``."""
     return f"\\boxed{{{answer}}}"
-
-
-def split_reasoning(text: str, end_tag: str = THINK_END) -> tuple[str | None, str]:
-    """(reasoning, rest): the text before the first ``</think>`` minus a leading ``<think>``, and the text after.
-
-    Returns (None, text) when there is no ``</think>``: an unfinished thought has no separate answer part.
-    """
-    head, sep, tail = text.partition(end_tag)
-    if not sep:
-        return None, text
-    stripped = head.lstrip()
-    if stripped.startswith("<think>"):
-        head = stripped[len("<think>") :]
-    return head, tail
-
-
-def answer_part(text: str) -> str:
-    """What LUFFY grades of a whole output: the text after the first ``</think>``, or all of it when the
-    thought never closed (LUFFY's harness: ``split("</think>")[1]`` where the tag is, else the text)."""
-    return split_reasoning(text)[1]
-
-
-def answer_part_parsed(reasoning: str | None, content: str | None) -> str:
-    """:func:`answer_part` of an output that vLLM's reasoning parser already split: the content, or the
-    reasoning when the content is empty.
-
-    The parser leaves the content None when the thought never closed (then the whole output, all of it
-    reasoning, is graded, as :func:`answer_part` does), but also when nothing follows ``</think>``: that
-    case cannot be told apart here, and the reasoning is graded too (where :func:`answer_part` of the whole
-    text would grade an empty answer).
-    """
-    return content if content else (reasoning or "")

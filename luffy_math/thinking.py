@@ -1,8 +1,12 @@
-"""The reasoning / answer split of a response by its text, whole or as it streams.
+"""The think tags and the one rule for where a response's thought ends and its answer begins.
 
-vLLM's ``deepseek_r1`` reasoning parser splits by token id, so it needs ``<think>`` and ``</think>`` to be
-single tokens. Qwen2.5's vocabulary (the base of LUFFY's checkpoints) writes them as several tokens
-(``<th`` ``ink`` ``>``), so luffy-serve splits the decoded text instead, with the parser's semantics:
+The tags: :data:`THINK_START`, :data:`THINK_END`, and :data:`THINK_OPEN`, what a LUFFY chat template appends
+to open the assistant's thought (so the output starts inside it).
+
+:func:`split_response` gives the (reasoning, content) of a response, the fields of vLLM's ``deepseek_r1``
+parser. That parser splits by token id, so it needs ``<think>`` and ``</think>`` to be single tokens;
+Qwen2.5's vocabulary (the base of LUFFY's checkpoints) writes them as several tokens (``<th`` ``ink``
+``>``), so luffy-serve splits the decoded text instead, with the parser's semantics:
 
 - a leading ``<think>`` (after optional whitespace) is dropped: the chat template usually opened the block,
   so the output starts inside it, but a model may also write the tag itself;
@@ -16,23 +20,26 @@ only a leading tag is dropped, so an answer that quotes ``<think>`` keeps its te
 
 :class:`StreamSplit` gives, chunk by chunk, pieces that join to exactly what :func:`split_response` gives
 for the whole text, however the text was cut: a tag cut across chunks is held back until it is decided.
+:func:`join_response` writes the parts back as the model wrote them.
+
+:func:`answer_part` is the text LUFFY grades (the server's ``answer`` and grades, the harness's labels, the
+trainer's reward, the demo all read it), and :func:`answer_part_parsed` the same for an output that a
+reasoning parser already split.
 """
 
 from __future__ import annotations
 
 THINK_START = "<think>"
 THINK_END = "</think>"
-# What a LUFFY chat template appends to open the assistant's thought (the output starts inside it).
 THINK_OPEN = THINK_START + "\n"
-START, END = THINK_START, THINK_END  # old names: removed once every caller uses the new ones (#29)
 
 
 def split_response(text: str) -> tuple[str, str | None]:
     """(reasoning, content) of a whole response; content is None when the thought never closed."""
     stripped = text.lstrip()
-    if stripped.startswith(START):
-        text = stripped[len(START):]
-    reasoning, sep, content = text.partition(END)
+    if stripped.startswith(THINK_START):
+        text = stripped[len(THINK_START):]
+    reasoning, sep, content = text.partition(THINK_END)
     if not sep:
         return text, None
     return reasoning, content or None
@@ -42,6 +49,28 @@ def join_response(reasoning: str | None, content: str | None) -> str:
     """The text a model wrote, from its :func:`split_response` parts: ``</think>`` only if the thought closed."""
     reasoning = reasoning or ""
     return reasoning if content is None else f"{reasoning}{THINK_END}{content}"
+
+
+def answer_part(text: str) -> str:
+    """What LUFFY grades of a whole output: everything after the first ``</think>``, or all of it (a leading
+    ``<think>`` included) when the thought never closed, as LUFFY's harness takes the text after the tag.
+
+    Not :func:`split_response`'s content: that is None both without the tag (graded: the whole text) and with
+    nothing after it (graded: the empty text)."""
+    _, closed, after = text.partition(THINK_END)
+    return after if closed else text
+
+
+def answer_part_parsed(reasoning: str | None, content: str | None) -> str:
+    """:func:`answer_part` of an output that a reasoning parser already split: the content, or the
+    reasoning when the content is empty.
+
+    The parser leaves the content None when the thought never closed (then the whole output, all of it
+    reasoning, is graded, as :func:`answer_part` does), but also when nothing follows ``</think>``: that
+    case cannot be told apart here, and the reasoning is graded too (where :func:`answer_part` of the whole
+    text would grade an empty answer).
+    """
+    return content if content else (reasoning or "")
 
 
 def _held_back(text: str, tag: str) -> int:
@@ -54,7 +83,7 @@ def _held_back(text: str, tag: str) -> int:
 
 class StreamSplit:
     """Incremental :func:`split_response`: ``feed`` each delta's text, ``finish`` at the end; each returns
-    the (reasoning, content) pieces that can be sent now (either may be empty)."""
+    the (reasoning, content) pieces that can be sent at that point (either may be empty)."""
 
     def __init__(self) -> None:
         self._state = "start"  # start -> reasoning -> content
@@ -73,15 +102,15 @@ class StreamSplit:
         self._pending += text
         if self._state == "start":
             stripped = self._pending.lstrip()
-            if len(stripped) < len(START) and START.startswith(stripped):
+            if len(stripped) < len(THINK_START) and THINK_START.startswith(stripped):
                 return "", ""  # only whitespace or a partial <think> so far
-            self._pending = stripped[len(START):] if stripped.startswith(START) else self._pending
+            self._pending = stripped[len(THINK_START):] if stripped.startswith(THINK_START) else self._pending
             self._state = "reasoning"
-        reasoning, sep, content = self._pending.partition(END)
+        reasoning, sep, content = self._pending.partition(THINK_END)
         if sep:
             self._state, self._pending = "content", ""
             return reasoning, content
-        keep = _held_back(self._pending, END)
+        keep = _held_back(self._pending, THINK_END)
         ready, self._pending = self._pending[: len(self._pending) - keep], self._pending[len(self._pending) - keep:]
         return ready, ""
 

@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING, Any
 from vllm.outputs import CompletionOutput, RequestOutput
 from vllm.sampling_params import RequestOutputKind, SamplingParams
 
-from luffy_math import answer_part, answer_part_parsed, boxed_answer
-from luffy_math.thinking import split_response
+from luffy_math import boxed_answer
+from luffy_math.thinking import answer_part, answer_part_parsed, split_response
 from luffy_math.vote import DEFAULT_CONFIDENCE, fewest_deciding, more_to_settle, settled
 
 from .thought_tokens import RECORDING, recorded

@@ -8,7 +8,7 @@ this layer only adds fields that the official ``openai`` client tolerates:
   layer splits the text itself (luffy_math.thinking), and the response has the same fields;
 - per choice, ``answer``: the last ``\\boxed{}`` of the graded text (``\\fbox`` is not read), or null: the
   answer the "luffy" grade reads; the graded text is LUFFY's: what follows the first ``</think>``, or the
-  whole output when the thought never closed (luffy_math.answer);
+  whole output when the thought never closed (luffy_math.thinking);
 - with ``n > 1``, top-level ``majority_answer`` (equivalence-aware vote, :mod:`luffy_math.vote`'s rule),
   ``majority_reason`` (null for a clear winner; ``tie`` when several answers share the most votes, the first
   seen of them being the answer; ``no_answer`` or ``timed_out`` with a null answer) and ``majority_counts``
@@ -36,9 +36,9 @@ from typing import Any
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from luffy_math import MODES, answer_part, answer_part_parsed, available_modes, boxed_answer
+from luffy_math import MODES, available_modes, boxed_answer
 from luffy_math.grader import crashed_grade, timed_out_grade
-from luffy_math.thinking import StreamSplit, split_response
+from luffy_math.thinking import StreamSplit, answer_part, answer_part_parsed, split_response
 from luffy_math.vote import Majority, exact_groups, tally, vote_groups
 from luffy_math.workers import GradingPool
 

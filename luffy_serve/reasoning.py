@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 
+from luffy_math.thinking import THINK_END, THINK_START
 from luffy_util.errors import first_line
 
 AUTO = "auto"  # luffy-serve's default for --reasoning-parser
 PARSER = "deepseek_r1"
-THINK_TOKENS = ("<think>", "</think>")
 
 
 class ReasoningSetupError(Exception):
@@ -33,7 +33,7 @@ def load_tokenizer(args: argparse.Namespace):
 
 def has_think_tokens(tokenizer) -> bool:
     vocab = tokenizer.get_vocab()
-    return all(token in vocab for token in THINK_TOKENS)
+    return THINK_START in vocab and THINK_END in vocab
 
 
 def choose_split(args: argparse.Namespace, tokenizer) -> bool:

@@ -22,7 +22,7 @@ import contextvars
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
-from luffy_math.thinking import END, START
+from luffy_math.thinking import THINK_END, THINK_START
 
 from .reasoning import has_think_tokens
 
@@ -66,8 +66,8 @@ class ThoughtCounter:
         self.tokenizer = tokenizer
         self.by_ids = has_think_tokens(tokenizer)
         vocab = tokenizer.get_vocab()
-        self.start_id = vocab.get(START)
-        self.end_id = vocab.get(END)
+        self.start_id = vocab.get(THINK_START)
+        self.end_id = vocab.get(THINK_END)
         self.special = set(getattr(tokenizer, "all_special_ids", ()) or ()) | {self.start_id, self.end_id}
 
     def count(self, ids: Sequence[int], closed_only: bool = False) -> int:
@@ -86,8 +86,8 @@ class ThoughtCounter:
         """Tokens whose text overlaps the thought's span [begin, end) of the decoded output."""
         text = self._text(ids)
         stripped = text.lstrip()
-        begin = len(text) - len(stripped) + len(START) if stripped.startswith(START) else 0
-        end = text.find(END, begin)
+        begin = len(text) - len(stripped) + len(THINK_START) if stripped.startswith(THINK_START) else 0
+        end = text.find(THINK_END, begin)
         if end < 0:
             if closed_only:
                 return 0

@@ -7,7 +7,8 @@
 - ``row_advantages``: the advantage ``luffy.advantage`` / ``luffy.use_std`` select (``core`` computes it);
 - ``ALGORITHMS``: what each ``luffy.algorithm`` requires of the config (``config.check`` enforces it).
 
-Light to import: no torch, no verl, no luffy_math (``verl_agent_loop``, loaded in every Ray worker, imports it).
+Light to import: no torch, no verl, nothing of luffy_math but its tags (``verl_agent_loop``, loaded in every Ray
+worker, imports it).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from luffy_math.thinking import THINK_OPEN
+
 if TYPE_CHECKING:
     import torch
-
-THINK_OPEN = "<think>\n"
 
 
 def demonstration_text(demonstration: str, prompt_text: str) -> str:

@@ -1,9 +1,9 @@
 """LUFFY's training reward (its "v3"), on top of luffy_math.
 
-The response must close its reasoning: ``"<think>\\n"`` is prepended (the chat template opens the think
-block in the prompt), the reward is 0 unless ``</think>`` follows, else Math-Verify decides whether the
-text after the first ``</think>`` (:func:`luffy_math.answer_part`) equals ``"$" + gold + "$"``. Grading itself
-lives in luffy_math.
+The response must close its reasoning: ``THINK_OPEN`` (``<think>\\n``) is prepended (the chat template opens
+the think block in the prompt), the reward is 0 unless ``</think>`` follows, else Math-Verify decides whether
+the text after the first ``</think>`` (:func:`luffy_math.thinking.answer_part`) equals ``"$" + gold + "$"``.
+Grading itself lives in luffy_math.
 
 Which Math-Verify decides is a choice (``luffy.reward_grader``), because verl's environment cannot give the
 label itself: its ANTLR 4.9.3 (hydra's pin) leaves this package's LaTeX parser stale, and percents then fail.
@@ -28,10 +28,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from luffy_math import answer_part, grade
-from luffy_math.answer import THINK_END
+from luffy_math import grade
 from luffy_math.pins import require_exact_python, under_luffy_pins
-from luffy_train.recipe import THINK_OPEN
+from luffy_math.thinking import THINK_END, THINK_OPEN, answer_part
 
 if TYPE_CHECKING:
     from luffy_math.workers import GradingPool

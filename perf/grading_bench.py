@@ -30,9 +30,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from luffy_math.thinking import THINK_END, THINK_OPEN
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "benchmarks" / "luffy" / "valid.all.parquet"
-REASONING = "<think>\nFirst, set up the equations. Then check the cases one by one; the constraint rules out the rest.\n</think>\n\n"
+REASONING = (f"{THINK_OPEN}First, set up the equations. Then check the cases one by one; the constraint rules out the "
+             f"rest.\n{THINK_END}\n\n")
 VARIANTS = ("correct", "wrong", "repeated", "unboxed")
 
 

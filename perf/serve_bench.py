@@ -51,7 +51,6 @@ REPO = Path(__file__).resolve().parents[1]
 METRICS = [("request_throughput", "req/s", "higher"), ("output_throughput", "out tok/s", "higher"),
            ("median_ttft_ms", "TTFT p50 ms", "lower"), ("p99_ttft_ms", "TTFT p99 ms", "lower"),
            ("median_e2el_ms", "E2E p50 ms", "lower"), ("p99_e2el_ms", "E2E p99 ms", "lower")]
-THINK_END = "</think>"
 
 
 def tiny_checkpoint() -> str:

@@ -4,10 +4,10 @@ client.
 Bounded concurrency per endpoint; each request goes to the live endpoint with the fewest in flight. The
 client retries a failed request on its own endpoint first (connection errors, timeouts, 429 and 5xx, with
 backoff); an endpoint that still fails is taken out for a while (longer after each failure in a row), the
-request goes to another one, and the endpoint is tried again when its time is up. A run with one endpoint
-behaves as before: its retries, then a one-line error. Every request is answered once: it is sent again only
-after its earlier attempt failed. The "own" template is the server's chat template (chat completions on
-the user message alone); the fixed templates are rendered here and sent as plain completions.
+request goes to another one, and the endpoint is tried again when its time is up. With one endpoint, a
+request that fails after its retries ends the run with a one-line error. Every request is answered once: it
+is sent again only after its earlier attempt failed. The "own" template is the server's chat template (chat
+completions on the user message alone); the fixed templates are rendered here and sent as plain completions.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from benchmarks.problems import HarnessError
 from benchmarks.samplers.base import Completion, SampleRequest, Sampling
 from benchmarks.samplers.dispatch import Dispatcher, Target, target_of
 from benchmarks.templates import render_fixed
+from luffy_math.thinking import join_response
 from luffy_util.errors import first_line
 
 
@@ -101,12 +102,9 @@ class OpenAISampler:
             extra = choice.message.model_extra or {}
             reasoning = extra.get("reasoning_content") or extra.get("reasoning")
             content = choice.message.content
-            # Servers that split off the thinking (vLLM's parser, luffy-serve's text split) give null content
-            # when it never closed; join the parts back as the model wrote them, </think> only if it did.
-            if reasoning is None:
-                text = content or ""
-            else:
-                text = reasoning if content is None else f"{reasoning}</think>{content}"
+            # A server that splits off the thinking (vLLM's parser, luffy-serve's text split) gives null content
+            # when it never closed: the record keeps the text as the model wrote it, </think> only if it did.
+            text = (content or "") if reasoning is None else join_response(reasoning, content)
             rendered = None
         else:
             rendered = render_fixed(sampling.template, request.question)
@@ -126,8 +124,8 @@ def _message(error: Any) -> str:
 
 def _quiet_on_interrupt(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     """The event loop's exception handler: Ctrl-C or SIGTERM (benchmarks.cli.Terminated) raised inside a task ends
-    the run, and the CLI says so in one line; the task keeps the exception too, and without this handler asyncio
-    logged it ("Task exception was never retrieved" and a traceback) when the task was collected, after that line."""
+    the run, and the CLI says so in one line; the task keeps the exception too, which asyncio would otherwise log
+    ("Task exception was never retrieved" and a traceback) after that line, when the task is collected."""
     if isinstance(context.get("exception"), KeyboardInterrupt):
         return
     loop.default_exception_handler(context)

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from app.client import Completion, Endpoint, EndpointError, Sample, api_root
-from luffy_math import majority_vote
+from luffy_math import answer_part, majority_vote, split_response
+from luffy_math.thinking import THINK_END
 
 QUESTION = "What is 6*7?"  # greedy, both tiny checkpoints answer this one with a boxed 42
 
@@ -97,6 +98,15 @@ def test_plain_endpoint_fallbacks() -> None:
     assert sample.answer == "7"
     assert Sample(content="no tags, $\\boxed{5}$").parts() == ("", "no tags, $\\boxed{5}$")
     assert Sample(content="$\\boxed{1}$", server_answer="2").answer == "2"  # the server's answer wins
+
+
+@pytest.mark.parametrize("text", ["no tags, $\\boxed{5}$", "<think>unfinished", "  <think>x</think>y", "a</think>",
+                                  "a</think>b</think>c", "hm</think>quoted <think> \\boxed{1}", ""])
+def test_a_plain_endpoint_shows_the_thought_only_once_it_closed(text: str) -> None:
+    """Without a server split: the thought once ``</think>`` came; the answer is the text LUFFY grades, all of
+    it before that (an endpoint without a reasoning split may serve a model that does not think)."""
+    thought = split_response(text)[0] if THINK_END in text else ""
+    assert Sample(content=text).parts() == (thought, answer_part(text))
 
 
 def test_api_root_accepts_both_url_forms() -> None:

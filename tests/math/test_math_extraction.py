@@ -1,19 +1,11 @@
-"""Where answers are found (luffy_math.answer): the last \\boxed{} (never \\fbox), the </think> split, the
-graded text."""
+"""Where answers are found (luffy_math.answer): the last \\boxed{} (never \\fbox). The graded text (the
+</think> split) is tested in test_math_thinking.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from luffy_math import (
-    answer_part,
-    answer_part_parsed,
-    as_boxed,
-    boxed_answer,
-    grade,
-    grade_answer,
-    split_reasoning,
-)
+from luffy_math import as_boxed, boxed_answer, grade, grade_answer
 from luffy_math.answer import last_boxed
 
 
@@ -63,27 +55,3 @@ def test_bare_answers_are_graded_boxed() -> None:
     assert grade_answer("0.5", r"\frac{1}{2}") == grade(r"\boxed{0.5}", r"\frac{1}{2}")
     assert grade_answer("42", "42", mode="math_verify").correct
     assert not grade_answer("41", "42").correct
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("<think>\nLet me think.\n</think>\n\nThe answer is 42.", ("\nLet me think.\n", "\n\nThe answer is 42.")),
-        ("Let me think.</think>Answer", ("Let me think.", "Answer")),  # prompt ended with <think>
-        ("a</think>b</think>c", ("a", "b</think>c")),  # split at the first tag only
-        ("no tags here", (None, "no tags here")),
-        ("<think>unfinished thought", (None, "<think>unfinished thought")),
-        ("  <think>x</think>y", ("x", "y")),
-    ],
-)
-def test_split_reasoning(text: str, expected: tuple[str | None, str]) -> None:
-    assert split_reasoning(text) == expected
-    assert answer_part(text) == expected[1]  # after the first </think>, or all of an unclosed thought
-
-
-def test_answer_part_of_a_parser_split() -> None:
-    """vLLM's reasoning parser gives (reasoning, content): the content is graded, and when it is empty
-    (a thought that never closed) the reasoning, which is then the whole output."""
-    assert answer_part_parsed("hmm", r"so \boxed{1}") == r"so \boxed{1}"
-    assert answer_part_parsed(r"unclosed \boxed{2}", None) == r"unclosed \boxed{2}"
-    assert answer_part_parsed(None, None) == ""

@@ -99,8 +99,10 @@ def test_collate_pads_and_scores_nothing():
 
 
 def test_the_recipe_is_light_to_import():
-    """No torch, numpy, verl, luffy_math or omegaconf (loss_config imports it only for a DictConfig)."""
-    code = ("import sys, luffy_train.recipe; heavy = {'torch', 'numpy', 'verl', 'luffy_math', 'omegaconf'} & "
-            "set(sys.modules); print(sorted(heavy))")
+    """No torch, numpy, verl, sympy or omegaconf (loss_config imports it only for a DictConfig), and of
+    luffy_math only the think tags (and the light package and answer module they come with)."""
+    code = ("import sys, luffy_train.recipe; heavy = {'torch', 'numpy', 'verl', 'sympy', 'omegaconf'} & "
+            "set(sys.modules); heavy |= {m for m in sys.modules if m.split('.')[0] == 'luffy_math'} - "
+            "{'luffy_math', 'luffy_math.thinking', 'luffy_math.answer'}; print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
