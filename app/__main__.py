@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from luffy_serve import arg_types
+from luffy_util import arg_types
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

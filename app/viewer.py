@@ -17,7 +17,7 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from benchmarks.problems import HarnessError  # noqa: E402
-from luffy_serve import arg_types  # noqa: E402
+from luffy_util import arg_types  # noqa: E402
 
 NONE = "(none)"
 # Gradio's Markdown breaks table words anywhere ("Benchmar|k"): keep words whole and let a wide table scroll

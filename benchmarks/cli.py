@@ -14,7 +14,7 @@ from benchmarks.sources import data_file
 from benchmarks.tasks import BENCHMARKS, MATH_BENCHMARKS
 from benchmarks.templates import TEMPLATES
 from luffy_math.grader import MODES as GRADERS
-from luffy_serve import arg_types
+from luffy_util import arg_types
 from luffy_util.errors import first_line
 
 

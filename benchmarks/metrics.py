@@ -36,8 +36,9 @@ def k_values(n: int) -> list[int]:
 def majority_outcome(samples: list[dict[str, Any]], grader: str, gold: str | list[str]) -> tuple[bool, bool]:
     """(is the majority answer correct, was the vote a tie): luffy_math.vote.majority over this grader's
     extracted answers, a tie going to the tied answer seen first."""
-    from luffy_math import grade_answer
+    from luffy_math import as_boxed
     from luffy_math.vote import TIE, majority
+    from luffy_math.workers import grade_one
 
     grades = [s["grades"].get(grader) or {} for s in samples]
     answers = [g.get("extracted") for g in grades]
@@ -48,7 +49,7 @@ def majority_outcome(samples: list[dict[str, Any]], grader: str, gold: str | lis
     for answer, g in zip(answers, grades, strict=True):
         if answer == vote.answer:  # a sample that gave the winning answer already carries its label
             return bool(g.get("correct")), tied
-    return grade_answer(vote.answer, gold, grader).correct, tied  # the vote returned a normalised form
+    return grade_one(as_boxed(vote.answer), gold, grader).correct, tied  # the vote returned a normalised form
 
 
 def majority_correct(samples: list[dict[str, Any]], grader: str, gold: str | list[str]) -> bool:

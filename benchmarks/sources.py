@@ -9,7 +9,7 @@ from typing import Any
 from benchmarks.problems import HarnessError, Problem
 from benchmarks.store import parse_jsonl
 from benchmarks.tasks import BENCHMARKS, BY_LUFFY_SOURCE
-from luffy_serve import arg_types
+from luffy_util import arg_types
 from luffy_util.errors import first_line
 
 DATA_SUFFIXES = (".parquet", ".jsonl", ".json")

@@ -9,8 +9,9 @@ of its clock ends.
 Once used, a clock's signal handler stays: with no deadline armed it passes each signal on to the handler it
 found (callable, or the default action), except one that lands within ``_STRAY_SECONDS`` of the last deadline
 ending that is not due for that handler's timer: a signal of ours already on its way, which another thread took
-from the kernel just before the timer stopped. (Handing the handler back at once let such a signal reach the
-old handler: pytest-timeout's reported a timeout that never was.)
+from the kernel just before the timer stopped. The handler is not handed back when the last deadline ends
+because such a signal would then reach the old handler, which would act on it (pytest-timeout's reports a
+timeout that never happened).
 
 Two clocks: "wall" (ITIMER_REAL, SIGALRM) bounds how long an item may take; "cpu" (ITIMER_PROF, SIGPROF,
 this process's CPU time) gives a step a compute budget that does not shrink when the machine is busy, so a
@@ -122,9 +123,9 @@ def _interrupted(frame: Any) -> Literal["func", "bookkeeping", "no owner"]:
     """What the signal interrupted, judged by the nearest frame of this module up the chain: a deadline's
     ``func`` (that frame is a ``call_with_deadline`` running it), or this module's own bookkeeping, however deep
     (the ``signal`` module's wrappers it calls and the ``enum`` conversions those run, a dataclass ``__init__``,
-    a comprehension, a finalizer the garbage collector runs meanwhile). Only the innermost frame used to be
-    looked at, past the ``signal`` module's: a signal landing in ``enum`` code converting ``pthread_sigmask``'s
-    result in ``_enter`` raised there, escaped before the ``try`` and left the deadline on the stack."""
+    a comprehension, a finalizer the garbage collector runs meanwhile). The innermost frame alone would not
+    tell: a signal landing in the ``enum`` code that converts ``pthread_sigmask``'s result in ``_enter`` would
+    raise there, before the ``try``, and leave the deadline on the stack."""
     innermost = frame
     while frame is not None and frame.f_globals is not _GLOBALS:
         frame = frame.f_back

@@ -12,8 +12,8 @@ sees it, so Math-Verify's own multi-box handling (0.7.0 joined two ``\\boxed{840
 
 "luffy_exact" is the "luffy" pipeline run under math-verify 0.6.0 / latex2sympy2_extended 1.0.9 / sympy 1.13.3
 (LUFFY's pins), which label some answers otherwise than this package's versions: in an environment with
-those pins it is "luffy"; elsewhere it is graded in workers on that environment's interpreter
-(:mod:`luffy_math.pins`, :mod:`luffy_math.workers.host`).
+those pins it is "luffy"; elsewhere only :mod:`luffy_math.workers` grades it, in workers on that environment's
+interpreter (:mod:`luffy_math.pins`), so that this library never starts a process.
 
 Math-Verify's SIGALRM timeouts are switched off (each ends with ``alarm(0)``, which would cancel an outer
 bound); bounds come from :mod:`luffy_math.deadline` and, in worker processes, from the kill in
@@ -100,6 +100,12 @@ def available_modes() -> tuple[str, ...]:
 def check_mode(mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"unknown grading mode {mode!r}; use one of {', '.join(MODES)}")
+
+
+def graded_in_process(mode: str) -> bool:
+    """Whether :func:`grade` grades ``mode`` in this process: every mode but "luffy_exact" outside LUFFY's pins,
+    which needs another interpreter and so :mod:`luffy_math.workers`."""
+    return mode != "luffy_exact" or under_luffy_pins()
 
 
 @functools.cache
@@ -193,8 +199,6 @@ def _math_verify_step(given: str, gold: str) -> bool:
         return False
 
 
-# grade(timeout=None) where the grading runs in other processes, which need some bound.
-UNBOUNDED_SECONDS = 3600.0
 # Answers up to this length are remembered with their verdicts: the samples of one problem mostly box the same
 # few answers, and the sympy and Math-Verify steps cost milliseconds each.
 MEMO_MAX_CHARS = 512
@@ -282,18 +286,18 @@ def grading_key(response: str, gold: str | list[str], mode: str) -> tuple[str | 
 
 
 def grade(response: str, gold: str | list[str], mode: GradeMode = "luffy", timeout: float | None = 10.0) -> Grade:
-    """Grade one response against a gold answer (or any of a list of them).
+    """Grade one response against a gold answer (or any of a list of them), in this process.
 
     The timeout (seconds; None for none) is a signal-based bound that works on the main thread only; for a
     hard bound (and for threads) use :func:`luffy_math.workers.grade_many` or
-    :class:`luffy_math.workers.GradingPool`. Outside LUFFY's pinned environment "luffy_exact" is graded there,
-    through grade_many's workers (imported only then: the library itself starts no processes).
+    :class:`luffy_math.workers.GradingPool`. "luffy_exact" outside LUFFY's pinned environment is refused
+    (ValueError): it is graded on that environment's interpreter, which only :mod:`luffy_math.workers` starts
+    (:func:`luffy_math.workers.grade_one` grades one item in any mode).
     """
     check_mode(mode)
-    if mode == "luffy_exact" and not under_luffy_pins():
-        from luffy_math.workers.bulk import grade_many
-
-        return grade_many([(response, gold)], mode=mode, timeout=timeout or UNBOUNDED_SECONDS, progress=False)[0]
+    if not graded_in_process(mode):
+        raise ValueError(f"grading mode {mode!r} runs on the interpreter with LUFFY's pinned libraries, not in this "
+                         "process: grade it with luffy_math.workers (grade_one, grade_many or GradingPool)")
     golds = _golds(gold)
     impl = _grade_math_verify if mode == "math_verify" else _grade_luffy
     try:

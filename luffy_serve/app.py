@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from luffy_math import as_boxed
 from luffy_math.vote import Majority, exact_groups, tally, vote_groups
 from luffy_math.workers import GradingPool
-from luffy_math.workers.host import GradingHostError
+from luffy_math.workers.host_client import GradingHostError
 
 from . import math_metrics
 from .errors import error_response, openai_error_body

@@ -35,9 +35,10 @@ from pathlib import Path
 import uvicorn
 import uvloop
 
+from luffy_util import arg_types
 from luffy_util.errors import first_line
 
-from . import arg_types, early_args, quiet_log
+from . import early_args, quiet_log
 from .early_args import LIMIT_FLAGS, Refused
 from .early_port import StartingApp, bind_socket, lifespan_of
 from .orphans import adopt_orphans, stop_descendants

@@ -13,7 +13,9 @@ import argparse
 import difflib
 import ssl
 
-from . import arg_types, quiet_log
+from luffy_util import arg_types
+
+from . import quiet_log
 from .limits import Limits
 from .registry import CHECKPOINTS, DEFAULT_MODEL
 

@@ -7,11 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-from luffy_serve import arg_types
 from luffy_train import stopping
-from luffy_train.config import ConfigError, available, compose, to_yaml
+from luffy_train.config import available, compose, to_yaml
 from luffy_train.data import HUB_DATASET, DataError, load_frame, prepare, validate
+from luffy_train.errors import ConfigError
 from luffy_train.verl_support import check_config
+from luffy_util import arg_types
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -11,12 +11,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from luffy_serve import arg_types
 from luffy_train import recipe
+from luffy_train.errors import ConfigError
+from luffy_util import arg_types
 from luffy_util.errors import first_line
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-# Entries that must hold a number of the right kind (the flags' own rules, luffy_serve.arg_types);
+# Entries that must hold a number of the right kind (the flags' own rules, luffy_util.arg_types);
 # optional ones may be null.
 VALUE_RULES = {
     "actor_rollout_ref.rollout.n": arg_types.positive_int,
@@ -34,10 +35,6 @@ VALUE_RULES = {
 }
 OPTIONAL_VALUE_RULES = {"luffy.local.max_steps": arg_types.positive_int}
 LOCAL_DEVICES = ("auto", "cpu", "cuda")
-
-
-class ConfigError(ValueError):
-    """The config name or an override is wrong; the message says which."""
 
 
 def verl_searchpath() -> str:

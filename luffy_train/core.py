@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 import torch
 
-from luffy_train.recipe import LossConfig
+from luffy_train.recipe import ADVANTAGES, LossConfig
 
 __all__ = ["LossConfig", "group_advantages", "luffy_loss", "off_policy_weight", "on_policy_ratio",
-           "prefix_mask_from_rows", "token_advantages"]
+           "prefix_mask_from_rows", "row_advantages", "token_advantages"]
 
 # ----------------------------------------------------------------------------------------------------------
 # Off-policy mixing (which rows are demonstrations: recipe.off_policy_copies)
@@ -64,9 +64,20 @@ def group_advantages(scores: torch.Tensor, group_ids: Sequence[object], *, is_of
     return adv
 
 
-def token_advantages(row_advantages: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+def row_advantages(scores: torch.Tensor, group_ids: Sequence[object], is_off_policy: torch.Tensor, *,
+                   advantage: str, use_std: bool) -> torch.Tensor:
+    """One advantage per row, as ``luffy.advantage`` and ``luffy.use_std`` choose: ``grpo`` takes the baseline
+    over the whole mixed group, ``grpo_split`` over its on-policy rows only (:func:`group_advantages`).
+    Both engines call this; verl's own estimator output is replaced by it before each actor update."""
+    if advantage not in ADVANTAGES:
+        raise ValueError(f"luffy.advantage must be grpo or grpo_split, got {advantage!r}")
+    return group_advantages(scores, group_ids, is_off_policy=is_off_policy, split=advantage == "grpo_split",
+                            use_std=use_std)
+
+
+def token_advantages(advantages: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
     """Broadcast one advantage per row over its valid response tokens."""
-    return row_advantages[:, None] * response_mask.to(row_advantages.dtype)
+    return advantages[:, None] * response_mask.to(advantages.dtype)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 For tiny models on the CPU or one GPU (verl needs GPUs and Ray). Each step: sample prompts, put the
 demonstration in the first ``n_off_policy`` slots of each group and generate the rest (``rollout``), score
 them with the LUFFY reward (``reward.score``), pad them into a ``Batch`` (``collate``, which scores nothing), compute
-group advantages (``recipe.row_advantages``), then one optimizer step per mini-batch with ``core.luffy_loss``.
+group advantages (``core.row_advantages``), then one optimizer step per mini-batch with ``core.luffy_loss``.
 It writes metrics JSONL, a reward/loss plot and HF checkpoints luffy-serve loads; each carries the training
 state beside it (``checkpoint``), so a run killed or preempted resumes where it stopped.
 """
@@ -254,7 +254,7 @@ class LocalTrainer:
 
     # -- update ---------------------------------------------------------------------------------------
     def advantages(self, batch: Batch) -> torch.Tensor:
-        row_adv = recipe.row_advantages(batch.rewards, batch.group_ids, batch.is_off_policy,
+        row_adv = core.row_advantages(batch.rewards, batch.group_ids, batch.is_off_policy,
                                         advantage=self.s.advantage, use_std=self.s.use_std)
         return core.token_advantages(row_adv.to(self.s.device), batch.response_mask)
 

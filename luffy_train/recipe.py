@@ -3,24 +3,21 @@
 - ``THINK_OPEN`` and ``demonstration_text``: the demonstration as a trainer feeds it (the ``<think>\\n`` the chat
   template already opened is cut from the trace);
 - ``LossConfig`` and ``loss_config``: the loss knobs, from the ``luffy`` node of a composed config;
-- ``off_policy_copies``: which rows of each group are demonstrations;
-- ``row_advantages``: the advantage ``luffy.advantage`` / ``luffy.use_std`` select (``core`` computes it);
+- ``off_policy_copies``: which rows of each group are demonstrations, and ``ADVANTAGES``, the
+  ``luffy.advantage`` choices (``core.row_advantages`` computes them);
 - ``ALGORITHMS``: what each ``luffy.algorithm`` requires of the config (``config.check`` enforces it).
 
 Light to import: no torch, no verl, nothing of luffy_math but its tags (``verl_agent_loop``, loaded in every Ray
-worker, imports it).
+worker, imports it; an import-linter contract in pyproject.toml checks the imports, test_recipe what loads).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from luffy_math.thinking import THINK_OPEN
-
-if TYPE_CHECKING:
-    import torch
 
 
 def demonstration_text(demonstration: str, prompt_text: str) -> str:
@@ -84,7 +81,7 @@ def loss_config(luffy_node: Any) -> LossConfig:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Off-policy mixing and advantages
+# Off-policy mixing
 
 
 def off_policy_copies(group_ids: Sequence[object], n_off_policy: int) -> list[bool]:
@@ -99,19 +96,6 @@ def off_policy_copies(group_ids: Sequence[object], n_off_policy: int) -> list[bo
         out.append(k < n_off_policy)
         seen[gid] = k + 1
     return out
-
-
-def row_advantages(scores: torch.Tensor, group_ids: Sequence[object], is_off_policy: torch.Tensor, *,
-                   advantage: str, use_std: bool) -> torch.Tensor:
-    """One advantage per row, as ``luffy.advantage`` and ``luffy.use_std`` choose: ``grpo`` takes the baseline
-    over the whole mixed group, ``grpo_split`` over its on-policy rows only (``core.group_advantages``).
-    Both engines call this; verl's own estimator output is replaced by it before each actor update."""
-    if advantage not in ADVANTAGES:
-        raise ValueError(f"luffy.advantage must be grpo or grpo_split, got {advantage!r}")
-    from luffy_train import core  # torch: imported only where tensors exist already
-
-    return core.group_advantages(scores, group_ids, is_off_policy=is_off_policy, split=advantage == "grpo_split",
-                                 use_std=use_std)
 
 
 # ----------------------------------------------------------------------------------------------------------

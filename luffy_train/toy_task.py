@@ -155,7 +155,7 @@ def cached_base(cache_dir: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from luffy_serve import arg_types
+    from luffy_util import arg_types
 
     parser = argparse.ArgumentParser(prog="python -m luffy_train.toy_task", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

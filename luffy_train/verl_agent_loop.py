@@ -7,7 +7,7 @@
 
 This module is the ``verl.plugins`` entry point: verl imports it in every process (Ray workers
 included), which registers the agent loop by name before any batch is generated. Keep it light: it imports
-``recipe``, not ``reward`` or luffy_math (tests/train/test_verl_imports.py checks it).
+``recipe``, not ``reward`` or luffy_math (an import-linter contract in pyproject.toml checks it).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
   verl's own checkpoints (``verl_resume``).
 
 verl's built-in ``grpo`` estimator runs (``norm_adv_by_std_in_grpo=False``: LUFFY's r - mean(group)), and its
-output is then replaced by ``recipe.row_advantages``, the local engine's, so that ``luffy.advantage`` and
+output is then replaced by ``core.row_advantages``, the local engine's, so that ``luffy.advantage`` and
 ``luffy.use_std`` mean the same on both engines. The reward is ``luffy_train.reward.compute_score``
 (``reward.custom_reward_function``). Runs on verl 0.9.x's legacy trainer only (``verl_support`` guards it).
 """
@@ -30,7 +30,7 @@ from verl.utils.metric import AggregationType, Metric
 from verl.workers.utils.padding import no_padding_2_padding
 
 from luffy_train import core, recipe, verl_agent_loop
-from luffy_train.config import ConfigError
+from luffy_train.errors import ConfigError
 from luffy_train.verl_resume import ResumableTrainer, StoppableRunner
 
 # Importing verl_agent_loop registers the demonstration agent loop in this process too.
@@ -65,13 +65,13 @@ def luffy_worker_loss(model_output: dict[str, torch.Tensor], data: TensorDict, d
 
 def add_luffy_fields(batch: DataProto, cfg: DictConfig) -> dict[str, float]:
     """Add ``prefix_mask`` to a scored batch and set its advantages as the local engine does
-    (``recipe.row_advantages``: grpo or grpo_split, ``luffy.use_std``); returns on/off-policy metrics."""
+    (``core.row_advantages``: grpo or grpo_split, ``luffy.use_std``); returns on/off-policy metrics."""
     response_mask = batch.batch["response_mask"]
     tags = batch.non_tensor_batch.get("is_off_policy")
     is_off = torch.tensor([bool(t) for t in tags] if tags is not None else [False] * len(batch), dtype=torch.bool)
     batch.batch["prefix_mask"] = core.prefix_mask_from_rows(is_off, response_mask)
     scores = batch.batch["token_level_rewards"].sum(-1)
-    row_adv = recipe.row_advantages(scores, list(batch.non_tensor_batch["uid"]), is_off, advantage=cfg.luffy.advantage,
+    row_adv = core.row_advantages(scores, list(batch.non_tensor_batch["uid"]), is_off, advantage=cfg.luffy.advantage,
                                     use_std=cfg.luffy.use_std)
     batch.batch["advantages"] = core.token_advantages(row_adv, response_mask).to(batch.batch["advantages"].dtype)
     metrics = {"luffy/off_policy_fraction": float(is_off.float().mean())}

@@ -14,7 +14,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-from luffy_train.config import ConfigError
+from luffy_train.errors import ConfigError
 
 SUPPORTED = (0, 9)  # major, minor
 LEGACY_TRAINER = Path("trainer") / "main_ppo_v0.py"

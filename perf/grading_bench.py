@@ -109,13 +109,14 @@ def build_items(data: Path, rows: int | None, variants: list[str], seed: int) ->
 
 
 def time_sequential(part: list[tuple[str, str]], mode: str, timeout: float) -> tuple[list, float, float]:
-    """A plain loop over grade(): (grades, wall seconds, CPU seconds)."""
+    """A plain loop over grade_one() (grade() in this process; "luffy_exact" one item at a time in its workers):
+    (grades, wall seconds, CPU seconds)."""
     from tqdm import tqdm
 
-    from luffy_math import grade
+    from luffy_math.workers import grade_one
 
     wall, cpu = time.perf_counter(), time.process_time()
-    grades = [grade(response, gold, mode=mode, timeout=timeout)  # type: ignore[arg-type]
+    grades = [grade_one(response, gold, mode=mode, timeout=timeout)  # type: ignore[arg-type]
               for response, gold in tqdm(part, desc=f"sequential ({mode})", unit="item")]
     return grades, time.perf_counter() - wall, time.process_time() - cpu
 

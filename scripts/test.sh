@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
 export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}"
 .venv/bin/ruff check .
+PYTHONPATH=. .venv/bin/lint-imports --no-cache --no-logo  # the layers (pyproject.toml's [tool.importlinter])
 train_log="$(mktemp "${TMPDIR:-/tmp}/luffy-train-tests.XXXXXX")"
 status=0
 SECONDS=0

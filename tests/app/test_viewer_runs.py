@@ -73,12 +73,12 @@ def test_a_run_with_luffy_exact_labels_shows_them(tmp_path: Path) -> None:
     """A run graded where LUFFY's pinned environment exists: the third grader's column, facts and filter."""
     from dataclasses import asdict
 
-    from luffy_math import grade
+    from luffy_math.workers import grade_one
 
     lines = []
     for problem, (answer, gold) in enumerate([("0,006", "0.006"), ("7", "7")]):
         response = f"Thinking.\n</think>\n\nSo $\\boxed{{{answer}}}$."
-        grades = {mode: asdict(grade(response, gold, mode)) for mode in ("luffy", "luffy_exact", "math_verify")}
+        grades = {mode: asdict(grade_one(response, gold, mode)) for mode in ("luffy", "luffy_exact", "math_verify")}
         lines.append(json.dumps({"benchmark": "math500", "problem": str(problem), "sample": 0, "seed": 0,
                                  "config_hash": "x", "prompt": "p", "response": response, "gold": gold,
                                  "extracted": answer, "grades": grades}))

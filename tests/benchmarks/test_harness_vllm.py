@@ -60,7 +60,8 @@ def test_luffy_subset_runs_resumes_and_refuses_a_changed_config(tmp_path: Path, 
 
 
 def test_stored_labels_are_luffy_math_labels_of_the_answer_part(tmp_path: Path, tiny_sampler) -> None:
-    from luffy_math import answer_part, grade
+    from luffy_math import answer_part
+    from luffy_math.workers import grade_one
 
     data = tmp_path / "taught.jsonl"
     data.write_text("".join(json.dumps({"problem": q, "answer": "42"}) + "\n"
@@ -74,7 +75,7 @@ def test_stored_labels_are_luffy_math_labels_of_the_answer_part(tmp_path: Path, 
     for r in records:
         graded = answer_part(r["response"])
         for mode in graders_here():  # luffy_exact graded on .venv-exact, as the harness grades it
-            assert r["grades"][mode] == asdict(grade(graded, "42", mode))
+            assert r["grades"][mode] == asdict(grade_one(graded, "42", mode))
         assert r["extracted"] == r["grades"]["luffy"]["extracted"]
     labels = [r["grades"]["luffy"]["correct"] for r in records]
     assert result["luffy"]["avg"]["mean"] == pytest.approx(sum(labels) / 6)

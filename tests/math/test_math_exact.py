@@ -24,8 +24,8 @@ from luffy_math.pins import (
     luffy_pins,
     under_luffy_pins,
 )
-from luffy_math.workers import GradingPool, grade_many
-from luffy_math.workers.host import GradingHostError
+from luffy_math.workers import GradingPool, grade_many, grade_one
+from luffy_math.workers.host_client import GradingHostError
 
 # (response, gold, label under LUFFY's pins, label under this environment's libraries)
 VERSION_CASES = [
@@ -51,11 +51,22 @@ def test_the_exact_environment_is_built_with_luffys_pins() -> None:
 def test_luffy_exact_gives_the_pinned_libraries_label(response: str, gold: str, pinned: bool, here: bool,
                                                       grading_pool: GradingPool) -> None:
     assert grade(response, gold, mode="luffy").correct is here
-    assert grade(response, gold, mode="luffy_exact").correct is pinned
+    assert grade_one(response, gold, mode="luffy").correct is here  # in this process
+    assert grade_one(response, gold, mode="luffy_exact").correct is pinned  # in the workers on the pins
     assert grading_pool.submit_grade(response, gold, "luffy_exact").result(timeout=120).correct is pinned
     modes = grading_pool.submit_modes(response, gold, ("luffy", "luffy_exact", "math_verify"))
     assert modes["luffy"].result(timeout=120).correct is here
     assert modes["luffy_exact"].result(timeout=120).correct is pinned
+
+
+def test_grade_refuses_the_exact_mode_outside_the_pins_and_grades_it_inside() -> None:
+    """luffy_math.grade starts no process: outside the pinned environment it names the worker API instead."""
+    with pytest.raises(ValueError, match="luffy_math.workers"):
+        grade(r"\boxed{1}", "1", mode="luffy_exact")
+    script = ("from luffy_math import grade; "
+              "print([grade(r, g, mode='luffy_exact').correct for r, g in %r])" % [(r, g) for r, g, _, _ in VERSION_CASES])
+    out = subprocess.run([exact_python(), "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == str([pinned for _, _, pinned, _ in VERSION_CASES]), out.stderr
 
 
 def test_grade_many_and_batches_in_the_exact_mode(grading_pool: GradingPool) -> None:

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import ast
 import re
 import statistics
 import subprocess
@@ -12,13 +11,10 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
-
-import luffy_serve
 
 # Answers that really take long to grade: Math-Verify spends its whole 10 s bound on each tower (its parser
 # and sympy evaluate the powers), the luffy mode 2.5-6 s.
@@ -118,16 +114,12 @@ def test_demo_and_its_api_refuse_without_login(luffy_server) -> None:
 
 
 def test_the_server_leaves_gradio_to_the_demo() -> None:
-    """``--demo`` calls app.demo.mount, which builds and mounts the page: luffy_serve itself imports no gradio."""
+    """``--demo`` calls app.demo.mount, which builds and mounts the page, and only then: importing the server
+    loads no gradio. (That luffy_serve never imports gradio itself is an import-linter contract.)"""
     code = ("import sys, luffy_serve.app, luffy_serve.cli, luffy_serve.vllm_compat; "
             "assert 'gradio' not in sys.modules, 'luffy_serve imported gradio'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    for source in Path(luffy_serve.__file__).parent.glob("*.py"):  # not even lazily, inside a function
-        for node in ast.walk(ast.parse(source.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            assert not any(n.split(".")[0] == "gradio" for n in names), f"{source.name}:{node.lineno}"
 
 
 BAD_BODIES = [

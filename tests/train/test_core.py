@@ -146,3 +146,15 @@ def test_off_policy_copies_are_the_first_of_each_group():
     assert not any(recipe.off_policy_copies(["a", "a"], 0))
     mask = core.prefix_mask_from_rows(torch.tensor([True, False]), RESPONSE_MASK)
     assert mask.tolist() == [[True, True, False], [False, False, False]]
+
+
+def test_row_advantages_follow_the_configs_choice():
+    scores = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 0.0])
+    groups = ["a"] * 3 + ["b"] * 3
+    off = torch.tensor([True, False, False, True, False, False])
+    mixed = core.row_advantages(scores, groups, off, advantage="grpo", use_std=False)
+    assert mixed.tolist() == pytest.approx([1 / 3, -2 / 3, 1 / 3, 2 / 3, -1 / 3, -1 / 3], abs=1e-6)
+    split = core.row_advantages(scores, groups, off, advantage="grpo_split", use_std=False)
+    assert split.tolist() == pytest.approx([0.5, -0.5, 0.5, 1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="grpo or grpo_split"):
+        core.row_advantages(scores, groups, off, advantage="ppo", use_std=False)

@@ -1,5 +1,5 @@
-"""The recipe both trainers share: the demonstration text, the loss config, the advantage choice and the
-algorithm table, with every shipped config fitting it; and the local engine's collate, which scores nothing."""
+"""The recipe both trainers share: the demonstration text, the loss config and the algorithm table, with every
+shipped config fitting it; and the local engine's collate, which scores nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from luffy_train import core, recipe
-from luffy_train.config import ConfigError, available, compose
+from luffy_train.config import available, compose
+from luffy_train.errors import ConfigError
 from luffy_train.local_engine import Row, collate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,18 +37,6 @@ def test_loss_config_reads_the_luffy_node_with_its_interpolations():
     assert recipe.loss_config({"loss": {"clip_on_policy": True}}) == recipe.LossConfig(clip_on_policy=True)
     with pytest.raises(ValueError, match="off_policy_loss"):
         recipe.loss_config({"loss": {"off_policy_loss": "half"}})
-
-
-def test_row_advantages_follow_the_configs_choice():
-    scores = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 0.0])
-    groups = ["a"] * 3 + ["b"] * 3
-    off = torch.tensor([True, False, False, True, False, False])
-    mixed = recipe.row_advantages(scores, groups, off, advantage="grpo", use_std=False)
-    assert mixed.tolist() == pytest.approx([1 / 3, -2 / 3, 1 / 3, 2 / 3, -1 / 3, -1 / 3], abs=1e-6)
-    split = recipe.row_advantages(scores, groups, off, advantage="grpo_split", use_std=False)
-    assert split.tolist() == pytest.approx([0.5, -0.5, 0.5, 1.0, 0.0, 0.0])
-    with pytest.raises(ValueError, match="grpo or grpo_split"):
-        recipe.row_advantages(scores, groups, off, advantage="ppo", use_std=False)
 
 
 @pytest.mark.parametrize("name", available())

@@ -11,7 +11,8 @@ import pytest
 
 from luffy_math.grader import latex_parser_complete
 from luffy_math.pins import exact_python
-from luffy_train.config import ConfigError, compose
+from luffy_train.config import compose
+from luffy_train.errors import ConfigError
 from luffy_train.reward import DEFAULT_REWARD_GRADER, SERVING_PYTHON_ENV, compute_score, luffy_reward, score
 
 

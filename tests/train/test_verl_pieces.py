@@ -115,7 +115,7 @@ def test_grpo_split_is_applied_before_the_update():
 
 
 def test_the_advantages_are_the_recipes_on_verl_too():
-    """verl's grpo estimate is replaced by recipe.row_advantages: the same numbers with LUFFY's settings, and
+    """verl's grpo estimate is replaced by core.row_advantages: the same numbers with LUFFY's settings, and
     luffy.use_std means on verl what it means on the local engine."""
     batch, _ = mixed_batch()
     verls = batch.batch["advantages"].clone()

@@ -8,7 +8,8 @@ import importlib.metadata
 import pytest
 
 from luffy_train import verl_support
-from luffy_train.config import ConfigError, compose
+from luffy_train.config import compose
+from luffy_train.errors import ConfigError
 
 FIX = "bash scripts/setup.sh train"
 SECTION = "docs/luffy_train.md, 'Which verl trainer'"

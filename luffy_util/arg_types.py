@@ -1,8 +1,9 @@
 """argparse ``type=`` functions shared by every command line of the project (ports, counts, sampling, paths).
 
-It lives in ``luffy_serve`` because that package's ``__init__`` imports nothing and the install puts it in both
-environments (.venv and .venv-train), while ``luffy_math``, the other shared package, is the grading library
-and loads its grader on import; this module needs only the standard library (and huggingface_hub's id rule).
+In luffy_util, the bottom layer, because the server, the harness, the trainer and the demo all parse flags with
+them (the trainer never imports the server's package). Standard library only, but for the model check's hub-id
+rule (huggingface_hub, imported when a flag names no local directory; every environment with a model flag has
+it).
 
 Each function takes the flag's text and returns the parsed value, or raises ``argparse.ArgumentTypeError``,
 which argparse turns into ``prog: error: argument --flag: <message>`` and exit code 2 before anything loads.
