@@ -1,21 +1,21 @@
 """A harness run as the results viewer reads it: samples grouped by benchmark and problem, and the filters.
 
 Reads the store as written (``benchmarks.store``): a torn last line of a run still writing is skipped, and
-:meth:`RunView.reload` picks up what has landed since. Pure Python, no Gradio, so it is tested directly.
+:meth:`RunView.reload` picks up what has landed since. The grouping, the order and each sample's verdicts come
+from the run's labels table (:mod:`benchmarks.labels`), as in the report. No Gradio, so it is tested directly.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchmarks.grading import GRADERS
-from benchmarks.metrics import recorded_graders
-from benchmarks.report import in_paper_order
+from benchmarks.labels import labels_table, per_sample, recorded_graders
 from benchmarks.store import read_records
-from luffy_math import split_reasoning
+from luffy_math import answer_part
+from luffy_math.thinking import THINK_END, split_response
 
 FILTERS = {
     "all samples": lambda s: True,
@@ -35,6 +35,7 @@ FILTERS = {
 @dataclass
 class Sample:
     record: dict[str, Any]
+    labels: dict[str, bool] = field(default_factory=dict)  # grader -> correct, from the labels table
 
     @property
     def label(self) -> str:
@@ -44,13 +45,15 @@ class Sample:
         return (self.record.get("grades") or {}).get(grader)
 
     def correct(self, grader: str) -> bool:
-        return bool((self.grade(grader) or {}).get("correct"))
+        """The grader's verdict; a sample without its label counts as wrong."""
+        return self.labels.get(grader, False)
 
     def reasoning_and_answer(self) -> tuple[str | None, str]:
-        """(the thought, the answer part LUFFY grades): split at the first ``</think>``; no split, no thought."""
+        """(the thought, the answer part LUFFY grades: :func:`luffy_math.answer_part`). The thought is None when
+        it never closed (no ``</think>``): the whole output is then an unfinished thought, all of it graded."""
         response = self.record.get("response") or ""
-        reasoning, answer = split_reasoning(response)
-        return (reasoning or None), answer
+        reasoning, _ = split_response(response)
+        return (reasoning if THINK_END in response else None), answer_part(response)
 
     def matches(self, text: str) -> bool:
         """Whether ``text`` occurs (case-insensitive) in the extracted answer or the answer part."""
@@ -80,16 +83,18 @@ class RunView:
         return self.path.resolve().name
 
     def reload(self) -> None:
-        grouped: dict[str, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))
         records = read_records(self.path)
-        for record in records:
-            grouped[record["benchmark"]][str(record["problem"])].append(Sample(record))
         self.graders = recorded_graders(records)
-        for problems in grouped.values():
-            for samples in problems.values():
-                samples.sort(key=lambda s: (int(s.record.get("seed", 0)), int(s.record["sample"])))
-        self.problems = {b: dict(sorted(grouped[b].items(), key=lambda kv: _natural(kv[0])))
-                         for b in in_paper_order(grouped)}
+        table = labels_table(records, GRADERS)  # every grader: a sample without any label still has its rows
+        labels: dict[int, dict[str, bool]] = {}
+        for index, grader, correct in zip(table["record"], table["grader"], table["correct"], strict=True):
+            labels.setdefault(int(index), {})[str(grader)] = bool(correct)
+        problems: dict[str, dict[str, list[Sample]]] = {}
+        samples = per_sample(table)
+        for benchmark, problem, index in zip(samples["benchmark"], samples["problem"], samples["record"], strict=True):
+            sample = Sample(records[index], labels[int(index)])
+            problems.setdefault(str(benchmark), {}).setdefault(problem, []).append(sample)
+        self.problems = problems
 
     def benchmarks(self) -> list[str]:
         return list(self.problems)
@@ -122,10 +127,6 @@ class RunView:
         return rows
 
 
-def _natural(problem_id: str) -> tuple[int, int | str]:
-    return (0, int(problem_id)) if problem_id.isdigit() else (1, problem_id)
-
-
 def sample_markdown(sample: Sample) -> str:
     """The facts of one sample: gold, each grader's extracted answer, verdict and ``decided_by``."""
     record = sample.record
@@ -143,3 +144,13 @@ def sample_markdown(sample: Sample) -> str:
     tokens = record.get("completion_tokens")
     lines += ["", f"finish: {finish or '—'} · completion tokens: {tokens if tokens is not None else '—'}"]
     return "\n".join(lines)
+
+
+UNFINISHED = ("*(no thought apart: the output has no </think>, so all of it is an unfinished thought, and LUFFY "
+              "grades all of it: the answer part above)*")
+
+
+def shown_parts(sample: Sample) -> tuple[str, str]:
+    """What the viewer shows of a sample's output: (the answer part LUFFY grades, the thought)."""
+    reasoning, answer = sample.reasoning_and_answer()
+    return answer or "*(empty)*", UNFINISHED if reasoning is None else reasoning or "*(empty thought)*"

@@ -43,7 +43,7 @@ def build_viewer(paths: list[Path]):
     import gradio as gr
 
     from app.demo import LATEX_DELIMITERS
-    from app.runs import FILTERS, RunView, sample_markdown
+    from app.runs import FILTERS, RunView, sample_markdown, shown_parts
 
     runs = {}
     for path in paths:
@@ -73,10 +73,9 @@ def build_viewer(paths: list[Path]):
                     gr.update(choices=[], value=None))
         index = min(max(int(index or 0), 0), len(chosen) - 1)
         sample = chosen[index]
-        reasoning, answer = sample.reasoning_and_answer()
+        answer, thought = shown_parts(sample)
         choices = [(s.label, i) for i, s in enumerate(chosen)]
-        return (f"**{name}** · " + sample_markdown(sample), answer or "*(empty)*", reasoning or "*(no thought: the output has no </think>)*",
-                gr.update(choices=choices, value=index))
+        return f"**{name}** · " + sample_markdown(sample), answer, thought, gr.update(choices=choices, value=index)
 
     def prompt_of(benchmark: str, problem: str | None) -> str:
         for run in runs.values():

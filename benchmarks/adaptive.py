@@ -140,7 +140,7 @@ def vote_report(run_dir: Path, budgets: dict[tuple[str, str], int]) -> str:
         entry["budget"].append(budgets[(benchmark, problem)])
         entry["used"].append(len(samples))
         for grader in graders:
-            entry[grader].append(majority_correct(samples, grader, samples[0]["gold"]))
+            entry[grader].append(majority_correct(samples, grader))
     summary = {name: {"problems": e["problems"], "n": max(e["budget"]), "mean_samples": statistics.fmean(e["used"]),
                       "share_of_n": sum(e["used"]) / sum(e["budget"]),
                       "maj": {g: statistics.fmean(e[g]) for g in graders}} for name, e in result.items()}

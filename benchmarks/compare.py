@@ -27,16 +27,18 @@ import textwrap
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from benchmarks.grading import GRADERS
-from benchmarks.metrics import recorded_graders
+from benchmarks.labels import labels_table, per_sample, recorded_graders
 from benchmarks.problems import HarnessError
 from benchmarks.published import PublishedRow, Settings
-from benchmarks.report import config_order, in_paper_order, run_metadata, title
+from benchmarks.report import config_order, run_metadata, title
 from benchmarks.store import read_records, replace_together, require_fields
 from benchmarks.tasks import MATH_BENCHMARKS
 
@@ -46,40 +48,65 @@ FLIPS_SHOWN = 20  # problem ids per direction in compare.md (compare.json has al
 
 @dataclass
 class Run:
-    """One run's labels: ``labels[benchmark][grader][problem][seed]`` = the samples' labels, for each grader
-    the run recorded (``graders``, GRADERS order)."""
+    """One run: its labels table (:mod:`benchmarks.labels`: a row per sample and grader it recorded, ``graders``
+    in GRADERS order) and how its samples were made."""
 
     name: str
     path: Path
-    labels: dict[str, dict[str, dict[str, dict[int, list[bool]]]]]
+    labels: pd.DataFrame
     datasets: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # benchmark -> (variant, data)
     graders: list[str] = field(default_factory=lambda: list(GRADERS))
     configs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # benchmark -> the configs its samples used
     limit: str | None = None  # the --limit the run was last made with, as runs.jsonl recorded it
 
+    @cached_property
+    def _samples(self) -> pd.Series:
+        """Each (benchmark, problem, seed)'s number of samples."""
+        return per_sample(self.labels).groupby(["benchmark", "problem", "seed"], observed=True).size()
+
+    @cached_property
+    def _seeds(self) -> dict[str, list[int]]:
+        """Per benchmark, the seeds that hold every one of its problems."""
+        counts = self._samples.reset_index()
+        problems = counts.groupby("benchmark", observed=True)["problem"].nunique()
+        holding = counts.groupby(["benchmark", "seed"], observed=True)["problem"].nunique()
+        return {str(b): [int(seed) for seed, n in holding.loc[b].items() if n == problems[b]] for b in problems.index}
+
+    @cached_property
+    def _scores(self) -> pd.DataFrame:
+        """(benchmark, grader, seed) x problem: each problem's score in one seed, the mean label of its samples."""
+        grouped = self.labels.groupby(["benchmark", "grader", "seed", "problem"], observed=True)["correct"]
+        return grouped.mean().unstack("problem")
+
     def benchmarks(self) -> list[str]:
-        return in_paper_order(self.labels)
+        """The run's benchmarks, in the paper's order."""
+        return list(self._seeds)
+
+    def has(self, benchmark: str) -> bool:
+        return benchmark in self._seeds
+
+    def problems(self, benchmark: str) -> list[str]:
+        """The benchmark's problem ids, sorted as text (the order the bootstrap draws from)."""
+        return sorted(self._samples.loc[benchmark].index.unique("problem"))
 
     def problem_count(self, benchmark: str) -> int:
-        return len(self.labels[benchmark][self.graders[0]])
+        return len(self.problems(benchmark))
 
     def samples_per_problem(self, benchmark: str) -> tuple[int, int]:
         """(samples per problem in one seed, seeds): the most any problem has."""
-        problems = self.labels[benchmark][self.graders[0]].values()
-        return max(len(labels) for by_seed in problems for labels in by_seed.values()), len(self.seeds(benchmark))
+        return int(self._samples.loc[benchmark].max()), len(self.seeds(benchmark))
 
     def seeds(self, benchmark: str) -> list[int]:
-        problems = self.labels[benchmark][self.graders[0]].values()
-        return sorted(set.intersection(*(set(by_seed) for by_seed in problems)))
+        return self._seeds[benchmark]
 
     def score(self, benchmark: str, grader: str) -> float:
         """avg@k over all of this run's problems and seeds."""
-        return float(self.matrix(benchmark, grader, sorted(self.labels[benchmark][grader])).mean())
+        return float(self.matrix(benchmark, grader, self.problems(benchmark)).mean())
 
     def matrix(self, benchmark: str, grader: str, problems: list[str]) -> np.ndarray:
         """seeds x problems: each problem's avg@k in each seed."""
-        by_problem = self.labels[benchmark][grader]
-        return np.array([[statistics.fmean(by_problem[p][s]) for p in problems] for s in self.seeds(benchmark)])
+        scores = self._scores.loc[(benchmark, grader)].loc[self.seeds(benchmark), problems]
+        return np.ascontiguousarray(scores.to_numpy(dtype=float))
 
 
 def load_run(path: Path, name: str) -> Run:
@@ -94,13 +121,6 @@ def load_run(path: Path, name: str) -> Run:
     if not graders:
         raise HarnessError(f"{path}: no sample carries a label of {', '.join(GRADERS)} "
                            f"(run `python -m benchmarks score {path}`)")
-    labels: dict[str, dict[str, dict[str, dict[int, list[bool]]]]] = defaultdict(
-        lambda: {g: defaultdict(lambda: defaultdict(list)) for g in graders})
-    for record in records:
-        for grader in graders:
-            grade = record["grades"].get(grader) or {}
-            labels[record["benchmark"]][grader][str(record["problem"])][int(record.get("seed", 0))].append(
-                bool(grade.get("correct")))
     meta = run_metadata(path if path.is_dir() else path.parent)
     datasets: dict[str, tuple[str | None, str | None]] = {}
     used: dict[str, set[str]] = defaultdict(set)
@@ -109,7 +129,7 @@ def load_run(path: Path, name: str) -> Run:
         datasets.setdefault(record["benchmark"], (config.get("variant"), config.get("data")))
         used[record["benchmark"]].add(record.get("config_hash"))
     configs = {b: sorted((meta["configs"].get(h) or {} for h in hashes), key=config_order) for b, hashes in used.items()}
-    return Run(name, path, dict(labels), datasets, graders, configs, recorded_limit(meta["runs"]))
+    return Run(name, path, labels_table(records, graders), datasets, graders, configs, recorded_limit(meta["runs"]))
 
 
 def recorded_limit(invocations: list[dict[str, Any]]) -> str | None:
@@ -134,7 +154,7 @@ def _same(value: Any, published: float) -> bool:
 def setting_differences(run: Run, settings: Settings) -> list[str]:
     """How ``run`` was made otherwise than a published row was measured (over the math benchmarks the run
     holds), one phrase per setting: sampling, samples per problem, a subset of the problems. Empty when none."""
-    benchmarks = [b for b in MATH_BENCHMARKS if b in run.labels]
+    benchmarks = [b for b in MATH_BENCHMARKS if run.has(b)]
     configs = [c for b in benchmarks for c in run.configs.get(b, [{}])]
     out = []
     for key in ("temperature", "top_p", "max_tokens"):
@@ -243,7 +263,7 @@ def compare_pair(base: Run, other: Run, resamples: int, seed: int,
         raise HarnessError(f"{other.name} and {base.name} share no grader ({other.name}: "
                            f"{', '.join(other.graders)}; {base.name}: {', '.join(base.graders)})")
     rng = np.random.default_rng(seed)
-    shared = [b for b in base.benchmarks() if b in other.labels]
+    shared = [b for b in base.benchmarks() if other.has(b)]
     out: dict[str, Any] = {"benchmarks": {}, "skipped": {}}
     for benchmark in shared:
         if base.datasets.get(benchmark) != other.datasets.get(benchmark):
@@ -252,7 +272,7 @@ def compare_pair(base: Run, other: Run, resamples: int, seed: int,
                                          f"{mine[0] if mine else '?'})")
     compared = [b for b in shared if b not in out["skipped"]]
     for benchmark in other.benchmarks():
-        if benchmark not in base.labels:
+        if not base.has(benchmark):
             out["skipped"][benchmark] = "not in the first run"
     if not compared:
         reason = "; ".join(f"{b}: {why}" for b, why in out["skipped"].items()) or "no benchmark in common"
@@ -266,7 +286,7 @@ def compare_pair(base: Run, other: Run, resamples: int, seed: int,
     uniform_b = rng.random((resamples, max(seeds_b.values())))
     resampled: dict[str, dict[str, np.ndarray]] = {g: {} for g in graders}
     for benchmark in compared:
-        problems = sorted(set(base.labels[benchmark][graders[0]]) & set(other.labels[benchmark][graders[0]]))
+        problems = sorted(set(base.problems(benchmark)) & set(other.problems(benchmark)))
         if not problems:
             out["skipped"][benchmark] = "no problem in common"
             continue
@@ -295,7 +315,7 @@ def compare_pair(base: Run, other: Run, resamples: int, seed: int,
 
 def run_avg(run: Run, grader: str) -> float | None:
     """The six-benchmark Avg. (unweighted mean of avg@k), or None unless the run has all six."""
-    if not all(b in run.labels for b in MATH_BENCHMARKS):
+    if not all(run.has(b) for b in MATH_BENCHMARKS):
         return None
     return statistics.fmean(run.score(b, grader) for b in MATH_BENCHMARKS)
 
@@ -329,8 +349,8 @@ def markdown(runs: list[Run], pairs: list[dict[str, Any]], references: list[Publ
         lines += [f"## Grader: {grader}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for benchmark in names:
             compared = [p["benchmarks"].get(benchmark) for p in pairs]
-            problems = next((c["problems"] for c in compared if c), len(base.labels[benchmark][grader]))
-            scores = [f"{100 * r.score(benchmark, grader):.1f}" if benchmark in r.labels else "–" for r in runs]
+            problems = next((c["problems"] for c in compared if c), base.problem_count(benchmark))
+            scores = [f"{100 * r.score(benchmark, grader):.1f}" if r.has(benchmark) else "–" for r in runs]
             deltas = [difference_cell(c[grader] if c else None) for c in compared]
             lines.append(f"| {title(benchmark)} | {problems} | " + " | ".join(scores + deltas) + " |")
         avgs = [run_avg(r, grader) for r in runs]
@@ -361,7 +381,7 @@ def markdown(runs: list[Run], pairs: list[dict[str, Any]], references: list[Publ
             lines.append(f"| {row.label}{marker} | " + " | ".join(f"{row.values[b]:.1f}" for b in MATH_BENCHMARKS)
                          + f" | {avg} | {row.avg_note() or ''} |")
         for run in runs:
-            cells = [f"{100 * run.score(b, primary):.1f}" if b in run.labels else "–" for b in MATH_BENCHMARKS]
+            cells = [f"{100 * run.score(b, primary):.1f}" if run.has(b) else "–" for b in MATH_BENCHMARKS]
             avg = run_avg(run, primary)
             cells.append(f"{100 * avg:.1f}" if avg is not None else "–")
             lines.append(f"| this: {run.name} ({primary} grader) | " + " | ".join(cells) + " |  |")
@@ -400,7 +420,7 @@ def chart_figure(runs: list[Run], references: list[PublishedRow], grader: str = 
     blues = plt.get_cmap("Blues")
     for i, run in enumerate(runs):
         xs = [j + (i - (len(runs) - 1) / 2) * width for j in range(len(names))]
-        ax.bar(xs, [100 * run.score(b, grader) if b in run.labels else 0 for b in names], width, label=run.name,
+        ax.bar(xs, [100 * run.score(b, grader) if run.has(b) else 0 for b in names], width, label=run.name,
                color=blues(RUN_SHADES[i % len(RUN_SHADES)]), edgecolor="white")
     spread = 0.8 / max(len(references), 1)
     for i, row in enumerate(references):

@@ -3,19 +3,23 @@
 Everything is a fraction in [0, 1]; the report shows percentages. maj@k follows luffy_math.vote's one tie rule:
 when several answers share the most votes the first seen of them (lowest sample index) is the majority, and
 ``maj_ties`` counts the problems whose vote at k was such a tie, so a reader sees how much of maj@k a
-tie-break decided.
+tie-break decided. The samples and their labels come from the run's labels table (:mod:`benchmarks.labels`);
+maj@k's verdict is the recorded label of the winning answer's first sample, so computing metrics grades nothing.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
+
 from benchmarks.grading import GRADERS
-from benchmarks.tasks import BENCHMARKS, MATH_BENCHMARKS
+from benchmarks.labels import labels_table, per_sample, recorded_graders
+from benchmarks.tasks import MATH_BENCHMARKS
+from luffy_math.vote import TIE, majority
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -33,64 +37,53 @@ def k_values(n: int) -> list[int]:
     return ks + ([n] if ks[-1] != n else [])
 
 
-def majority_outcome(samples: list[dict[str, Any]], grader: str, gold: str | list[str]) -> tuple[bool, bool]:
-    """(is the majority answer correct, was the vote a tie): luffy_math.vote.majority over this grader's
-    extracted answers, a tie going to the tied answer seen first."""
-    from luffy_math import as_boxed
-    from luffy_math.vote import TIE, majority
-    from luffy_math.workers import grade_one
-
-    grades = [s["grades"].get(grader) or {} for s in samples]
-    answers = [g.get("extracted") for g in grades]
+def majority_outcome(answers: Sequence[str | None], labels: Sequence[bool]) -> tuple[bool, bool]:
+    """(is the majority answer correct, was the vote a tie) of samples' extracted answers and their labels:
+    luffy_math.vote.majority, a tie going to the tied answer seen first. The vote's answer is the first member
+    of its group of answers, a sample's own answer, so that sample's label is the majority's: nothing is graded."""
     vote = majority(answers)
     tied = vote.reason == TIE
     if vote.answer is None:
         return False, tied
-    for answer, g in zip(answers, grades, strict=True):
-        if answer == vote.answer:  # a sample that gave the winning answer already carries its label
-            return bool(g.get("correct")), tied
-    return grade_one(as_boxed(vote.answer), gold, grader).correct, tied  # the vote returned a normalised form
+    return labels[list(answers).index(vote.answer)], tied
 
 
-def majority_correct(samples: list[dict[str, Any]], grader: str, gold: str | list[str]) -> bool:
-    """Is the majority answer (luffy_math.majority_vote over this grader's extracted answers) correct?"""
-    return majority_outcome(samples, grader, gold)[0]
+def majority_correct(samples: list[dict[str, Any]], grader: str) -> bool:
+    """Is the majority answer over these records' ``grader`` answers (in the order given) correct?"""
+    grades = [s["grades"].get(grader) or {} for s in samples]
+    return majority_outcome([g.get("extracted") for g in grades], [bool(g.get("correct")) for g in grades])[0]
 
 
-def recorded_graders(records: list[dict[str, Any]]) -> list[str]:
-    """The graders (GRADERS order) whose label any record carries: a run made where the environment with
-    LUFFY's pins was missing has no "luffy_exact" labels, and an older harness recorded two graders only."""
-    return [g for g in GRADERS if any(g in (r.get("grades") or {}) for r in records)]
-
-
-def seed_metrics(records: list[dict[str, Any]], graders: Sequence[str] = GRADERS) -> dict[str, Any]:
-    """Metrics of one benchmark under one seed; a sample without a grader's label (None, or none recorded)
-    counts as wrong there and as ungraded."""
-    by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:
-        by_problem[str(record["problem"])].append(record)
-    problems = [sorted(samples, key=lambda r: int(r["sample"])) for samples in by_problem.values()]
-    n = min(len(p) for p in problems)
+def seed_metrics(table: pd.DataFrame) -> dict[str, Any]:
+    """Metrics of one benchmark under one seed, from its rows of the labels table (:mod:`benchmarks.labels`); a
+    sample without a grader's label counts as wrong there and as ungraded."""
+    samples = per_sample(table)
+    sizes = samples.groupby("problem", sort=False).size()
+    n = int(sizes.min())
     ks = k_values(n)
-    out: dict[str, Any] = {"problems": len(problems), "samples_per_problem": n, "samples": len(records)}
-    for grader in graders:
-        labels = [[bool((s["grades"].get(grader) or {}).get("correct")) for s in p] for p in problems]
-        votes = {k: [majority_outcome(p[:k], grader, p[0]["gold"]) for p in problems] for k in ks}
-        out[grader] = {
-            "avg": statistics.fmean(statistics.fmean(ls) for ls in labels),
-            "pass": {k: statistics.fmean(pass_at_k(len(ls), sum(ls), k) for ls in labels) for k in ks},
+    out: dict[str, Any] = {"problems": len(sizes), "samples_per_problem": n, "samples": len(samples)}
+    for grader, rows in table.groupby("grader", observed=True):
+        problems = [(p["correct"].tolist(), p["extracted"].tolist()) for _, p in rows.groupby("problem", sort=False)]
+        votes = {k: [majority_outcome(answers[:k], labels[:k]) for labels, answers in problems] for k in ks}
+        out[str(grader)] = {
+            "avg": statistics.fmean(statistics.fmean(labels) for labels, _ in problems),
+            "pass": {k: statistics.fmean(pass_at_k(len(labels), sum(labels), k) for labels, _ in problems)
+                     for k in ks},
             "maj": {k: statistics.fmean(correct for correct, _ in votes[k]) for k in ks},
             "maj_ties": {k: sum(tied for _, tied in votes[k]) for k in ks},
-            "formatted": statistics.fmean(bool((s["grades"].get(grader) or {}).get("formatted"))
-                                          for s in records),
-            "timed_out": sum(bool((s["grades"].get(grader) or {}).get("timed_out")) for s in records),
-            "ungraded": sum(s["grades"].get(grader) is None for s in records),
+            "formatted": statistics.fmean(rows["formatted"].tolist()),
+            "timed_out": int(rows["timed_out"].sum()),
+            "ungraded": int((~rows["graded"]).sum()),
         }
-    lengths = [r["completion_tokens"] for r in records if r.get("completion_tokens") is not None]
-    out["truncation_rate"] = statistics.fmean(r.get("finish_reason") == "length" for r in records)
-    out["length"] = ({"mean": statistics.fmean(lengths), "median": statistics.median(lengths), "max": max(lengths)}
-                     if lengths else None)
+    out["truncation_rate"] = statistics.fmean(samples["truncated"].tolist())
+    out["length"] = length(samples)
     return out
+
+
+def length(samples: pd.DataFrame) -> dict[str, Any] | None:
+    """Mean, median and max completion tokens of the samples that recorded them (None if none did)."""
+    tokens = samples["tokens"].dropna().astype("int64").tolist()
+    return {"mean": statistics.fmean(tokens), "median": statistics.median(tokens), "max": max(tokens)} if tokens else None
 
 
 def spread(values: list[float]) -> dict[str, Any]:
@@ -111,19 +104,16 @@ def compute(records: list[dict[str, Any]]) -> dict[str, Any]:
     graders = recorded_graders(records)
     if not graders:
         raise ValueError(f"no sample carries a label of {', '.join(GRADERS)} (run `python -m benchmarks score`)")
-    grouped: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for record in records:
-        grouped[record["benchmark"]][int(record.get("seed", 0))].append(record)
-    order = [b for b in BENCHMARKS if b in grouped] + sorted(b for b in grouped if b not in BENCHMARKS)
+    table = labels_table(records, graders)
     benchmarks: dict[str, Any] = {}
-    for name in order:
-        seeds = sorted(grouped[name])
-        per_seed = {s: seed_metrics(grouped[name][s], graders) for s in seeds}
+    for name, rows in table.groupby("benchmark", observed=True):  # the paper's order: an ordered categorical
+        per_seed = {int(seed): seed_metrics(of_seed) for seed, of_seed in rows.groupby("seed")}
+        seeds = list(per_seed)
         first = per_seed[seeds[0]]
         entry: dict[str, Any] = {"seeds": seeds, "problems": first["problems"],
                                  "samples_per_problem": min(m["samples_per_problem"] for m in per_seed.values()),
                                  "truncation_rate": spread([m["truncation_rate"] for m in per_seed.values()]),
-                                 "length": first["length"] if len(seeds) == 1 else None}
+                                 "length": first["length"] if len(seeds) == 1 else length(per_sample(rows))}
         common_ks = sorted(set.intersection(*(set(m[graders[0]]["pass"]) for m in per_seed.values())))
         for grader in graders:
             g = [m[grader] for m in per_seed.values()]
@@ -137,21 +127,15 @@ def compute(records: list[dict[str, Any]]) -> dict[str, Any]:
                 "timed_out": sum(x["timed_out"] for x in g),
                 "ungraded": sum(x["ungraded"] for x in g),
             }
-        if len(seeds) > 1:
-            lengths = [r["completion_tokens"] for s in seeds for r in grouped[name][s]
-                       if r.get("completion_tokens") is not None]
-            entry["length"] = ({"mean": statistics.fmean(lengths), "median": statistics.median(lengths),
-                                "max": max(lengths)} if lengths else None)
-        benchmarks[name] = entry
-    return {"graders": graders, "benchmarks": benchmarks, "avg": average(benchmarks, grouped, graders)}
+        benchmarks[str(name)] = entry
+    return {"graders": graders, "benchmarks": benchmarks, "avg": average(benchmarks, graders)}
 
 
-def average(benchmarks: dict[str, Any], grouped: dict[str, dict[int, list[dict[str, Any]]]],
-            graders: Sequence[str]) -> dict[str, Any] | None:
+def average(benchmarks: dict[str, Any], graders: Sequence[str]) -> dict[str, Any] | None:
     """"Avg.": the unweighted mean of the six math benchmarks' avg@k, per seed; None unless all six are here."""
     if not all(b in benchmarks for b in MATH_BENCHMARKS):
         return None
-    seeds = sorted(set.intersection(*(set(grouped[b]) for b in MATH_BENCHMARKS)))
+    seeds = sorted(set.intersection(*(set(benchmarks[b]["seeds"]) for b in MATH_BENCHMARKS)))
     if not seeds:
         return None
     out = {}

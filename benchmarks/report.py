@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from benchmarks import metrics
 from benchmarks.grading import GRADER_NOTES, LIBRARIES, grader_versions
 from benchmarks.problems import HarnessError
 from benchmarks.store import read_records, replace_together, require_fields
-from benchmarks.tasks import BENCHMARKS, MATH_BENCHMARKS
+from benchmarks.tasks import BENCHMARKS, MATH_BENCHMARKS, paper_position
 
 
 def pct(value: dict[str, Any] | None) -> str:
@@ -26,17 +25,10 @@ def title(name: str) -> str:
     return BENCHMARKS[name].title if name in BENCHMARKS else name
 
 
-def in_paper_order(names: Iterable[str]) -> list[str]:
-    """Benchmark names in the paper's column order, then the others sorted: the order of every list we print."""
-    names = set(names)
-    return [b for b in BENCHMARKS if b in names] + sorted(names - set(BENCHMARKS))
-
-
 def config_order(config: dict[str, Any]) -> tuple[int, str, int, str]:
     """A config's place in a listing: its benchmark in the paper's order, then its seed, then the rest."""
-    benchmark, seed = str(config.get("benchmark")), config.get("seed")
-    position = list(BENCHMARKS).index(benchmark) if benchmark in BENCHMARKS else len(BENCHMARKS)
-    return (position, benchmark, seed if isinstance(seed, int) else -1,
+    seed = config.get("seed")
+    return (*paper_position(str(config.get("benchmark"))), seed if isinstance(seed, int) else -1,
             json.dumps(config, sort_keys=True, default=str))
 
 
@@ -56,8 +48,7 @@ def details_table(result: dict[str, Any], grader: str) -> list[str]:
     head = ["Benchmark", "Problems", "k", "avg@k", "pass@k", "maj@k", "maj@k ties", "formatted", "truncated",
             "mean tokens", "grader timeouts"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name in in_paper_order(result["benchmarks"]):
-        b = result["benchmarks"][name]
+    for name, b in result["benchmarks"].items():  # the paper's order (metrics.compute)
         g, k = b[grader], b["samples_per_problem"]
         passes = ", ".join(f"@{kk} {pct(v)}" for kk, v in g["pass"].items())
         length = f"{b['length']['mean']:.0f}" if b["length"] else "–"
@@ -194,7 +185,7 @@ def chart_figure(result: dict[str, Any], caption: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = in_paper_order(result["benchmarks"])
+    names = list(result["benchmarks"])  # the paper's order (metrics.compute)
     labels = [title(n) for n in names] + (["Avg."] if result["avg"] else [])
     fig, ax = plt.subplots(figsize=(max(8.0, 1.1 * len(labels) + 3), 4.5))
     graders = result["graders"]
@@ -243,7 +234,7 @@ def build(path: Path, out_dir: Path | None = None) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = run_metadata(run_dir)
     meta["configs"] = dict(sorted(meta["configs"].items(), key=lambda item: config_order(item[1])))
-    ood = [n for n in in_paper_order(result["benchmarks"]) if n not in MATH_BENCHMARKS]
+    ood = [n for n in result["benchmarks"] if n not in MATH_BENCHMARKS]
     lines = ["# LUFFY evaluation", "", "Accuracy (avg@k, %), paper column order:", "",
              *accuracy_table(result, MATH_BENCHMARKS, with_avg=True), "", *grader_lines(result, meta), ""]
     if ood:

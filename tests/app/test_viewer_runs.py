@@ -89,3 +89,31 @@ def test_a_run_with_luffy_exact_labels_shows_them(tmp_path: Path) -> None:
     # math-verify 0.6.0 (LUFFY's pin) refuses 0,006 for 0.006, 0.9.0 accepts it
     assert run.problem_rows("math500", "luffy and luffy_exact disagree") == [["0", "0.006", "1/1", 100.0, 0.0, 100.0]]
     assert "| luffy_exact | `0,006` | wrong | no_match |" in sample_markdown(run.samples("math500", "0")[0])
+
+
+def test_the_answer_part_and_the_thought_as_shown(tmp_path: Path) -> None:
+    """The answer part is what LUFFY grades; an output with no </think> is all thought, unfinished, and all of
+    it is graded: it shows as the answer part, and the thought says why it is not shown apart."""
+    from app.runs import UNFINISHED, Sample, shown_parts
+
+    def shown(response: str) -> tuple[str, str]:
+        return shown_parts(Sample({"response": response, "sample": 0}))
+
+    assert shown("<think>\nHmm.\n</think>\n\nSo $\\boxed{4}$.") == ("\n\nSo $\\boxed{4}$.", "\nHmm.\n")
+    assert shown("Still thinking, the sum is 2") == ("Still thinking, the sum is 2", UNFINISHED)
+    assert shown("Hmm.</think>") == ("*(empty)*", "Hmm.")
+    assert shown("</think>4") == ("4", "*(empty thought)*")
+    assert shown("a</think>b</think>c") == ("b</think>c", "a")  # the first </think> ends the thought
+
+
+def test_samples_without_labels_are_listed_in_the_runs_order(tmp_path: Path) -> None:
+    """Problems by number (10 after 9), benchmarks in the paper's order; a sample no grader labelled yet is
+    shown, and counts as wrong."""
+    lines = [{"benchmark": b, "problem": p, "sample": 0, "response": "x", "gold": "1"}
+             for b, p in [("zeta", "0"), ("math500", "10"), ("math500", "9"), ("amc", "a")]]
+    (tmp_path / "generations.seed0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    run = RunView.open(tmp_path)
+    assert run.graders == [] and run.benchmarks() == ["amc", "math500", "zeta"]
+    assert list(run.problems["math500"]) == ["9", "10"]
+    assert list(run.matching("math500", "wrong (luffy)")) == ["9", "10"]
+    assert run.problem_rows("math500", "all samples") == [["9", "1", "1/1"], ["10", "1", "1/1"]]
