@@ -3,9 +3,9 @@ what is printed at a clean stop, and seconds for ``--help`` and for a mistyped f
 
 Each round runs, for every tree given (``--trees``: this one and, say, the tree before a change made with
 ``git worktree add /tmp/before HEAD``), one after the other: ``python -m luffy_serve --help``,
-``python -m luffy_serve --prot 8301`` (a typo of ``--port``), and a server on the tiny checkpoint as the README's
-first command starts it (``--model DIR --max-model-len 1024``), polled every 0.1 s on ``/health`` until 200,
-then stopped with SIGTERM. "Before ready" is what the log held when ``/health`` first said 200;
+``python -m luffy_serve --prot 8301`` (a typo of ``--port``), and a server on the tiny checkpoint as the first
+command of docs/performance.md starts it (``--model DIR --max-model-len 1024``), polled every 0.1 s on ``/health``
+until 200, then stopped with SIGTERM. "Before ready" is what the log held when ``/health`` first said 200;
 what it gets after that, through the stop, is searched for leak reports. Every tree runs with this environment's interpreter, from its own folder
 (``PYTHONPATH``), so only the code differs. Rounds interleave the trees; the report gives medians and the
 median of the per-round ratios (timings on a shared machine swing 15-30 %). A report, never a test.
