@@ -1,7 +1,8 @@
 """``python -m benchmarks run | score | report`` under bad input: exit 2, one error line, nothing written, no engine.
 
-Each command runs as a subprocess, as a user runs it, with tripwires on vLLM and torch (tests/cli_errors.py): a
-refusal that reached the engine would import them.
+Each command runs through the harness's ``main`` in this process, with tripwires on vLLM and torch
+(tests/cli_errors.py): a refusal that reached the engine would import them. One runs as a subprocess, as a user
+runs it, so that what ``python -m benchmarks`` imports on its way in is checked too.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli_errors import refusal, run_cli, tripped
+from cli_errors import call_main, refusal, run_cli, tripped
+
+from benchmarks.cli import main
 
 ENGINE = ("vllm", "torch")
 
@@ -32,7 +35,7 @@ def checkpoint_dir(tmp_path: Path) -> Path:
 
 
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return run_cli("benchmarks", ["run", *args], tmp_path, forbid=ENGINE)
+    return call_main(main, ["run", *args], tmp_path, forbid=ENGINE)
 
 
 def run_args(tmp_path: Path, **changes: str | None) -> list[str]:
@@ -94,10 +97,12 @@ def test_data_path_of_the_wrong_kind(tmp_path: Path, name: str, message: str) ->
 
 
 def test_data_that_fails_mid_read_writes_nothing(tmp_path: Path) -> None:
-    """Only reading the whole file finds a bad second line: still one line, exit 2, before the engine and store."""
+    """Only reading the whole file finds a bad second line: still one line, exit 2, before the engine and store.
+    As a user runs it: ``python -m benchmarks`` in a fresh interpreter."""
     data = tmp_path / "torn.jsonl"
     data.write_text(json.dumps({"problem": "1+1?", "answer": "2"}) + '\n{"problem": "2+2?", "answer": \n')
-    line = refusal(run(tmp_path, *run_args(tmp_path, **{"--data": str(data), "--benchmarks": "torn"})), tmp_path)
+    args = ["run", *run_args(tmp_path, **{"--data": str(data), "--benchmarks": "torn"})]
+    line = refusal(run_cli("benchmarks", args, tmp_path, forbid=ENGINE), tmp_path)
     assert line.startswith(f"error: --data {data}:2: not a JSON record")
     assert not (tmp_path / "out").exists()
 
@@ -161,12 +166,12 @@ def test_cross_flag_errors(tmp_path: Path) -> None:
 def test_ray_backend_refuses_before_joining_a_cluster(tmp_path: Path) -> None:
     """Bad flags and a missing checkpoint are refused before Ray (a tripwire) is imported."""
     forbid = (*ENGINE, "ray")
-    line = refusal(run_cli("benchmarks", ["run", *run_args(tmp_path, **{"--backend": "ray", "--replicas": "0"})],
-                           tmp_path, forbid=forbid), tmp_path)
+    line = refusal(call_main(main, ["run", *run_args(tmp_path, **{"--backend": "ray", "--replicas": "0"})],
+                             tmp_path, forbid=forbid), tmp_path)
     assert line.endswith("argument --replicas: must be at least 1, got 0")
     missing = tmp_path / "no-such-model"
-    line = refusal(run_cli("benchmarks", ["run", *run_args(tmp_path, **{"--backend": "ray", "--model": str(missing)})],
-                           tmp_path, forbid=forbid), tmp_path)
+    line = refusal(call_main(main, ["run", *run_args(tmp_path, **{"--backend": "ray", "--model": str(missing)})],
+                             tmp_path, forbid=forbid), tmp_path)
     assert line == f"error: --model {missing}: no such checkpoint directory, and not a hub id (org/name)"
     assert not (tmp_path / "out").exists() and not tripped(tmp_path)
 
@@ -178,9 +183,9 @@ def test_run_that_fails_before_any_sample_leaves_no_run_behind(tmp_path: Path, e
     if existing:
         out.mkdir(parents=True)
         (out / "notes.txt").write_text("kept")
-    result = run_cli("benchmarks", ["run", "--backend", "openai", "--base-url", "http://127.0.0.1:9", "--model", "m",
-                                    "--max-retries", "0", "--no-progress", "--data", str(problems_file(tmp_path)),
-                                    "--benchmarks", "mine", "--out", str(out)], tmp_path, forbid=("vllm",))
+    result = call_main(main, ["run", "--backend", "openai", "--base-url", "http://127.0.0.1:9", "--model", "m",
+                              "--max-retries", "0", "--no-progress", "--data", str(problems_file(tmp_path)),
+                              "--benchmarks", "mine", "--out", str(out)], tmp_path, forbid=("vllm",))
     assert result.returncode == 2 and "Traceback" not in result.stderr and not tripped(tmp_path), result.stderr
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert errors == [result.stderr.splitlines()[-1]]
@@ -192,7 +197,7 @@ def test_run_that_fails_before_any_sample_leaves_no_run_behind(tmp_path: Path, e
 
 
 def score_or_report(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return run_cli("benchmarks", list(args), tmp_path, forbid=ENGINE)
+    return call_main(main, list(args), tmp_path, forbid=ENGINE)
 
 
 @pytest.mark.parametrize("command", ["score", "report"])

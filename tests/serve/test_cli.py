@@ -1,4 +1,9 @@
-"""The luffy-serve command line without an engine: model resolution and the one-line failures."""
+"""The luffy-serve command line without an engine: model resolution and the one-line failures.
+
+Refusals run through ``main`` in this process (tests/cli_errors.py: exit code, stderr, tripwires on the heavy
+packages); the ones that depend on the hub's environment variables, which huggingface_hub reads once on import,
+run as a subprocess. test_cli_fast.py runs the command itself as a user does.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +15,37 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_errors import call_main, refusal
 
-from luffy_serve.cli import parse_args
+from luffy_serve.cli import main, parse_args
+from luffy_serve.reasoning import ReasoningSetupError
 from luffy_serve.registry import CHECKPOINTS
 
 # A hub address that refuses at once (loopback, nothing listens on the discard port): "the hub is down".
 UNREACHABLE_HUB = "http://127.0.0.1:9"
+HEAVY = ("vllm", "torch", "transformers")  # what a refusal before the engine never imports
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
     return subprocess.run([sys.executable, "-m", "luffy_serve", *args], capture_output=True, text=True,
                           env=env, timeout=300)
+
+
+@pytest.fixture
+def refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The one line of a refusal of luffy-serve's ``main(args)`` in this process, offline (as ``run_cli``), with
+    the heavy packages tripwired. Only for refusals: ``main`` ends the process itself once the port is bound."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+    def call(*args: str) -> str:
+        result = call_main(main, list(args), tmp_path, forbid=HEAVY)
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        return refusal(result, tmp_path)
+
+    return call
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:
@@ -79,24 +103,16 @@ def test_every_registry_entry_is_a_hub_id():
     assert all(c.hub_id.startswith("Elliott/") for c in CHECKPOINTS.values())
 
 
-def test_missing_directory_is_one_line_and_exit_2(tmp_path):
-    result = run_cli("--model", str(tmp_path / "nowhere"))
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("luffy-serve: error: cannot find model")
+def test_missing_directory_is_one_line_and_exit_2(tmp_path, refused):
+    assert refused("--model", str(tmp_path / "nowhere")).startswith("luffy-serve: error: cannot find model")
 
 
-def test_typo_in_registry_name_suggests_the_right_one():
-    result = run_cli("--model", "luffy-qwen-math-1.5b-zer")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "did you mean 'luffy-qwen-math-1.5b-zero'" in result.stderr.strip().splitlines()[-1]
+def test_typo_in_registry_name_suggests_the_right_one(refused):
+    assert "did you mean 'luffy-qwen-math-1.5b-zero'" in refused("--model", "luffy-qwen-math-1.5b-zer")
 
 
-def test_directory_without_config_is_refused(tmp_path):
-    result = run_cli("--model", str(tmp_path))
-    assert result.returncode == 2
-    assert "without config.json" in result.stderr.strip().splitlines()[-1]
+def test_directory_without_config_is_refused(tmp_path, refused):
+    assert "without config.json" in refused("--model", str(tmp_path))
 
 
 def test_tiny_checkpoint_loads_in_transformers_and_keeps_its_format(tiny_model_dir):
@@ -154,31 +170,35 @@ def test_cached_checkpoint_is_served_offline_when_the_hub_is_down(tmp_path):
     (["--grading-timeout", "-1"], "argument --grading-timeout: must be more than 0"),
     (["--grade-deadline", "0"], "argument --grade-deadline: must be more than 0"),
 ])
-def test_bad_flags_are_one_line_before_anything_loads(tiny_model_dir, flags, said):
-    line = one_error_line(run_cli("--model", str(tiny_model_dir), *flags))
-    assert said in line
+def test_bad_flags_are_one_line_before_anything_loads(tiny_model_dir, refused, flags, said):
+    assert said in refused("--model", str(tiny_model_dir), *flags)
 
 
-def test_a_taken_port_fails_before_the_weights_load(tiny_model_dir):
+def test_a_taken_port_fails_before_the_weights_load(tiny_model_dir, refused):
+    """The tripwires stand for "before the weights load": vLLM is not even imported."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_cli("--model", str(tiny_model_dir), "--host", "127.0.0.1", "--port", str(port))
-    line = one_error_line(result)
+        line = refused("--model", str(tiny_model_dir), "--host", "127.0.0.1", "--port", str(port))
     assert f"cannot listen on 127.0.0.1:{port}" in line
-    assert "Loading weights" not in result.stderr and "EngineCore" not in result.stderr
 
 
+# A parser that cannot work is found once vLLM and the tokenizer are loaded (``prepare``, while the port answers
+# 503); ``main`` prints the ReasoningSetupError as its one line with exit code 2, as test_cli_fast.py's
+# subprocess test shows for a refusal of that stage.
 def test_an_unknown_reasoning_parser_is_one_line(tiny_model_dir):
-    line = one_error_line(run_cli("--model", str(tiny_model_dir), "--reasoning-parser", "no-such-parser"))
-    assert "--reasoning-parser no-such-parser cannot work" in line
+    with pytest.raises(ReasoningSetupError) as refused:
+        _split_for(tiny_model_dir, "--reasoning-parser", "no-such-parser")
+    assert "--reasoning-parser no-such-parser cannot work" in str(refused.value) and "\n" not in str(refused.value)
 
 
 def test_a_named_parser_that_cannot_find_its_tokens_is_one_line(qwen_model_dir):
     """Qwen2.5's vocabulary has no single <think> token: vLLM's deepseek_r1 parser cannot run on it."""
-    line = one_error_line(run_cli("--model", str(qwen_model_dir), "--reasoning-parser", "deepseek_r1"))
-    assert "--reasoning-parser deepseek_r1 cannot work with the tokenizer" in line
+    with pytest.raises(ReasoningSetupError) as refused:
+        _split_for(qwen_model_dir, "--reasoning-parser", "deepseek_r1")
+    line = str(refused.value)
+    assert "--reasoning-parser deepseek_r1 cannot work with the tokenizer" in line and "\n" not in line
     assert "think start/end tokens" in line
 
 

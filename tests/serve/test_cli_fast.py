@@ -1,7 +1,9 @@
 """luffy-serve's refusals and --help come before vLLM is imported: one line, exit code 2, luffy's flags shown.
 
 The "before vLLM" part is checked by what the process has imported when it exits (``sys.modules``), not by a
-timed assert; the seconds are measured by perf/startup_bench.py.
+timed assert; the seconds are measured by perf/startup_bench.py. One refusal of each stage runs the command in a
+fresh interpreter, as a user does; the other cases call ``main`` in this process with tripwires on the heavy
+packages (tests/cli_errors.py), which fail any import of them.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import subprocess
 import sys
 
 import pytest
+from cli_errors import call_main, tripped
 
 from luffy_serve import early_args
+from luffy_serve.cli import main
 from luffy_serve.vllm_flags import installed_flags, known_flags
 from luffy_util.processes import free_port
 
@@ -46,21 +50,21 @@ def test_a_mistyped_flag_is_one_line_with_the_nearest_flag_and_vllm_is_not_impor
     (["--log-level", "loud"], "argument --log-level: expected one of quiet, warning, info, debug"),
     (["--max-model-lne", "1024"], "unrecognized argument --max-model-lne (did you mean --max-model-len?)"),
 ])
-def test_bad_values_and_names_are_one_line_before_vllm(flags, said):
-    result, imported = run_main(*flags)
+def test_bad_values_and_names_are_one_line_before_vllm(tmp_path, flags, said):
+    result = call_main(main, flags, tmp_path, forbid=HEAVY)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and said in lines[0], result.stderr
-    assert imported == []
+    assert tripped(tmp_path) == []
 
 
-def test_help_shows_luffys_flags_and_how_to_see_vllms_without_importing_it():
-    result, imported = run_main("--help")
+def test_help_shows_luffys_flags_and_how_to_see_vllms_without_importing_it(tmp_path):
+    result = call_main(main, ["--help"], tmp_path, forbid=HEAVY)
     assert result.returncode == 0
     for flag in ("--grading-workers", "--grade-deadline", "--demo", "--log-level", "--port", "--model",
                  "--help-vllm"):
         assert flag in result.stdout
     assert "luffy-serve --help-vllm" in result.stdout
-    assert imported == []
+    assert tripped(tmp_path) == []
 
 
 def test_vllms_flags_pass_the_early_check_in_every_spelling_vllm_takes():

@@ -1,8 +1,10 @@
 """``python -m luffy_train`` under bad input: exit 2, one error line, nothing written, no model or engine loaded.
 
-Each command runs as a subprocess with tripwires on torch, transformers, ray and vLLM (tests/cli_errors.py): a
-refusal that reached a model or the trainer would import them. verl itself gets none: the config step looks up
-its config directory, which a stand-in would hide; verl cannot be imported without torch anyway.
+Each command runs through the trainer's ``main`` in this process with tripwires on torch, transformers, ray and
+vLLM (tests/cli_errors.py): a refusal that reached a model or the trainer would import them. verl itself gets
+none: the config step looks up its config directory, which a stand-in would hide; verl cannot be imported
+without torch anyway. One runs as a subprocess, as a user runs it, so that what ``python -m luffy_train``
+imports on its way in is checked too.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from cli_errors import refusal, run_cli
+from cli_errors import call_main, refusal, run_cli
+
+from luffy_train.cli import main
 
 HEAVY = ("torch", "transformers", "ray", "vllm")
 CONFIG = "luffy-qwen-math-1.5b-zero"
@@ -34,16 +38,30 @@ def checkpoint_dir(tmp_path: Path) -> Path:
     return path
 
 
-def train(tmp_path: Path, *overrides: str, engine: str = "local", extra: tuple[str, ...] = ()) -> str:
-    """The refusal's error line for a train command on valid data, a valid model and an unused out dir."""
+def train_args(tmp_path: Path, *overrides: str, engine: str = "local", extra: tuple[str, ...] = ()) -> list[str]:
+    """A train command on valid data, a valid model and an unused out dir, with ``overrides``."""
     defaults = [f"actor_rollout_ref.model.path={checkpoint_dir(tmp_path)}",
                 f"data.train_files={training_data(tmp_path / 'train.parquet')}",
                 f"trainer.default_local_dir={tmp_path / 'out'}", "luffy.local.device=cpu"]
-    result = run_cli("luffy_train", ["--config", CONFIG, "--engine", engine, "--quiet", *extra, *defaults, *overrides],
-                     tmp_path, forbid=HEAVY)
+    return ["--config", CONFIG, "--engine", engine, "--quiet", *extra, *defaults, *overrides]
+
+
+def train(tmp_path: Path, *overrides: str, engine: str = "local", extra: tuple[str, ...] = ()) -> str:
+    """The refusal's error line for ``train_args``."""
+    result = call_main(main, train_args(tmp_path, *overrides, engine=engine, extra=extra), tmp_path, forbid=HEAVY)
     line = refusal(result, tmp_path)
     assert not (tmp_path / "out").exists()
     return line
+
+
+def test_the_command_refuses_in_one_line_before_anything_loads(tmp_path: Path) -> None:
+    """As a user runs it: ``python -m luffy_train`` in a fresh interpreter, on data that only reading finds bad
+    (the longest way before the model would load: the config, its checks, the SIGTERM handler, the data)."""
+    junk = tmp_path / "junk.parquet"
+    junk.write_text("not parquet")
+    result = run_cli("luffy_train", train_args(tmp_path, f"data.train_files={junk}"), tmp_path, forbid=HEAVY)
+    assert refusal(result, tmp_path).startswith(f"error: cannot read {junk} as parquet")
+    assert not (tmp_path / "out").exists()
 
 
 def test_model_dir_that_is_not_a_checkpoint(tmp_path: Path) -> None:
@@ -106,16 +124,17 @@ def test_verls_v1_trainer_is_refused(tmp_path: Path, extra: tuple[str, ...]) -> 
 
 
 @pytest.mark.parametrize("extra", [(), ("--dry-run",)])
-def test_another_verl_version_is_refused(tmp_path: Path, extra: tuple[str, ...]) -> None:
+def test_another_verl_version_is_refused(tmp_path: Path, extra: tuple[str, ...],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A verl distribution found first on the path says 0.10.0 (verl's package stays the installed one)."""
     dist = tmp_path / "site" / "verl-0.10.0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: verl\nVersion: 0.10.0\n")
-    result = run_cli("luffy_train", ["--config", CONFIG, "--engine", "verl", *extra,
-                                     f"actor_rollout_ref.model.path={checkpoint_dir(tmp_path)}",
-                                     f"data.train_files={training_data(tmp_path / 'train.parquet')}",
-                                     f"trainer.default_local_dir={tmp_path / 'out'}"],
-                     tmp_path, forbid=HEAVY, env={"PYTHONPATH": str(tmp_path / "site")})
+    monkeypatch.syspath_prepend(tmp_path / "site")
+    result = call_main(main, ["--config", CONFIG, "--engine", "verl", *extra,
+                              f"actor_rollout_ref.model.path={checkpoint_dir(tmp_path)}",
+                              f"data.train_files={training_data(tmp_path / 'train.parquet')}",
+                              f"trainer.default_local_dir={tmp_path / 'out'}"], tmp_path, forbid=HEAVY)
     assert refusal(result, tmp_path) == VERL_REFUSAL.format(found="found verl 0.10.0")
     assert not (tmp_path / "out").exists()
 
@@ -146,7 +165,7 @@ def test_output_dir_under_a_file(tmp_path: Path) -> None:
 
 
 def data_command(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return run_cli("luffy_train", ["data", *args], tmp_path, forbid=HEAVY)
+    return call_main(main, ["data", *args], tmp_path, forbid=HEAVY)
 
 
 def test_data_command_flags(tmp_path: Path) -> None:
