@@ -41,10 +41,10 @@ class Streams:
     """Chat streams in threads through the official client; each ends as "done" (a finish reason, then the
     stream's end), "error" (the OpenAI error event: the client raises APIError) or "cut" (the connection)."""
 
-    def __init__(self, server: Server, max_tokens: int):
+    def __init__(self, server: Server, max_tokens: int, n: int = 1):
         self.client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=server.api_key, max_retries=0,
                                     timeout=120)
-        self.model, self.max_tokens = server.model, max_tokens
+        self.model, self.max_tokens, self.n = server.model, max_tokens, n
         self.chunks = [0] * STREAMS
         self.ended: list[str | None] = [None] * STREAMS
         self.threads = [threading.Thread(target=self._one, args=(i,), daemon=True) for i in range(STREAMS)]
@@ -56,7 +56,7 @@ class Streams:
         try:
             stream = self.client.chat.completions.create(
                 model=self.model, messages=[{"role": "user", "content": f"What is {i} + {42 - i}?"}], stream=True,
-                max_tokens=self.max_tokens, extra_body={"ignore_eos": True, "gold": "42"})
+                max_tokens=self.max_tokens, n=self.n, extra_body={"ignore_eos": True, "gold": "42"})
             for chunk in stream:
                 self.chunks[i] += 1
                 finish = next((c.finish_reason for c in chunk.choices if c.finish_reason), finish)
@@ -207,7 +207,9 @@ def test_a_clean_stop_exits_0_and_leaks_nothing_into_the_log(life):
 
 @pytest.fixture
 def own_server(tiny_model_dir: Path, tmp_path: Path):
-    server = start_server(tiny_model_dir, tmp_path / "luffy-serve.log")
+    # The checkpoint's whole context (2048), so that the streams are still generating when the engine is killed
+    # even on a busy machine, where a server packs many tokens into each chunk.
+    server = start_server(tiny_model_dir, tmp_path / "luffy-serve.log", ["--max-model-len", "2048"])
     yield server
     stop_server(server)
 
@@ -221,7 +223,9 @@ def test_a_dead_engine_ends_the_server_with_its_streams_and_workers(own_server: 
     assert any("luffy_math.workers.host" in " ".join(p.cmdline()) for p in tree)
     core = next(p for p in tree if "EngineCore" in p.name())
 
-    streams = Streams(own_server, max_tokens=900)
+    # 4 x 8 choices of 1900 tokens: tens of seconds of engine work, so the engine is still generating when it is
+    # killed, however far the streams' delivery lags behind it on a busy machine.
+    streams = Streams(own_server, max_tokens=1900, n=8)
     streams.wait_for_chunks(2)  # the role chunk and the first text (a busy server packs many tokens into one)
     core.kill()
     killed = time.monotonic()
