@@ -101,24 +101,24 @@ def _readable(path: Path, kind: str) -> Path:
     return path
 
 
-def existing_file(text: str) -> Path:
-    """A readable regular file."""
+def _existing(text: str, kind: str, is_kind: Callable[[Path], bool]) -> Path:
+    """A readable path of this kind ("file" or "directory"), else one line saying what is wrong."""
     path = Path(text).expanduser()
     if not path.exists():
-        raise Invalid(f"{text}: no such file")
-    if not path.is_file():
-        raise Invalid(f"{text}: not a file")
-    return _readable(path, "file")
+        raise Invalid(f"{text}: no such {kind}")
+    if not is_kind(path):
+        raise Invalid(f"{text}: not a {kind}")
+    return _readable(path, kind)
+
+
+def existing_file(text: str) -> Path:
+    """A readable regular file."""
+    return _existing(text, "file", Path.is_file)
 
 
 def existing_dir(text: str) -> Path:
     """A readable directory."""
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise Invalid(f"{text}: no such directory")
-    if not path.is_dir():
-        raise Invalid(f"{text}: not a directory")
-    return _readable(path, "directory")
+    return _existing(text, "directory", Path.is_dir)
 
 
 def _writable_parent(path: Path, text: str) -> None:
